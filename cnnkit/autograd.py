@@ -1,0 +1,432 @@
+"""Tensors that remember how they were made, and the reverse pass over that record.
+
+A :class:`Function` turns input arrays into output arrays in ``forward`` and output
+gradients into input gradients in ``backward``; calling it on tensors records it as
+the ``creator`` of its outputs. :meth:`Tensor.backward` walks those records in
+reverse topological order (by ``generation``, as in DeZero), so every function runs
+once, after all the gradients of its outputs are summed.
+
+Gradients are raw arrays inside the walk and are never modified in place (two
+inputs may share one gradient array); a leaf tensor exposes the sum of what reached
+it as ``tensor.grad``, itself a tensor that does not require grad.
+"""
+from __future__ import annotations
+
+import heapq
+import weakref
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import numpy as np
+
+from . import backend
+
+_grad_enabled = True
+
+
+def is_grad_enabled() -> bool:
+    return _grad_enabled
+
+
+@contextmanager
+def _grad_mode(enabled: bool) -> Iterator[None]:
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, enabled
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def no_grad():
+    """Context manager (and decorator) under which no graph is recorded: for inference."""
+    return _grad_mode(False)
+
+
+def enable_grad():
+    """Re-enable graph recording inside a :func:`no_grad` block."""
+    return _grad_mode(True)
+
+
+def _as_array(data: Any, dtype: Any = None, device: Any = None):
+    """Turn user data into a NumPy/CuPy array with cnnkit's dtype rules.
+
+    Arrays keep their dtype unless ``dtype`` is given; Python floats and lists of
+    them become the default float dtype (float32), as in PyTorch.
+    """
+    if isinstance(data, Tensor):
+        data = data.data
+    elif isinstance(data, np.generic):  # a NumPy scalar, e.g. from a full reduction: keep its dtype
+        data = np.asarray(data)
+    if not (isinstance(data, np.ndarray) or backend.is_cuda_array(data)):
+        data = np.asarray(data)
+        if dtype is None and data.dtype == np.float64:
+            dtype = backend.get_default_dtype()
+    if dtype is not None and data.dtype != np.dtype(dtype):
+        data = data.astype(dtype)
+    if device is not None:
+        data = backend.to_device(data, device)
+    return data
+
+
+class Tensor:
+    """An n-dimensional array on a device, with an optional gradient.
+
+    Args:
+        data: array-like, NumPy array or CuPy array. Arrays keep their dtype;
+            Python floats become float32 (the default dtype).
+        requires_grad: record operations on this tensor so that ``backward`` can
+            fill ``.grad``. Only floating-point tensors can require grad.
+        dtype: convert the data to this dtype.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or a :class:`~cnnkit.Device`;
+            by default the data stays where it is (host data stays on the CPU).
+        name: an optional label, shown in ``repr`` and in error messages.
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "creator", "generation", "name", "retains_grad", "__weakref__")
+    # Make `ndarray <op> Tensor` call the Tensor's reflected operator.
+    __array_ufunc__ = None
+
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, device: Any = None,
+                 name: str | None = None):
+        self.data = _as_array(data, dtype, device)
+        if requires_grad and self.data.dtype.kind != "f":
+            raise TypeError(
+                f"only floating-point tensors can require grad; got dtype {self.data.dtype}"
+                f"{f' for {name!r}' if name else ''} (cast with .astype('float32'))"
+            )
+        self.requires_grad = requires_grad
+        self.grad: Tensor | None = None
+        self.creator: Function | None = None
+        self.generation = 0
+        self.name = name
+        self.retains_grad = False
+
+    # ------------------------------------------------------------ properties
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def device(self) -> backend.Device:
+        return backend.device_of(self.data)
+
+    @property
+    def xp(self):
+        """The array module of the data: ``numpy`` or ``cupy``."""
+        return backend.get_array_module(self.data)
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.creator is None
+
+    @property
+    def T(self) -> "Tensor":
+        return self.transpose()
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        body = np.array2string(backend.to_numpy(self.data), precision=4, threshold=20, prefix="Tensor(")
+        extras = [f"dtype={self.dtype}"]
+        if self.device.is_cuda:
+            extras.append(f"device='{self.device}'")
+        if self.requires_grad:
+            extras.append("requires_grad=True")
+        if self.name:
+            extras.append(f"name={self.name!r}")
+        return f"Tensor({body}, {', '.join(extras)})"
+
+    # ------------------------------------------------------------ conversion
+    def numpy(self) -> np.ndarray:
+        """The data as a NumPy array (copied to the host from a GPU)."""
+        return backend.to_numpy(self.data)
+
+    def item(self) -> Any:
+        """The value of a one-element tensor as a Python number."""
+        if self.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+        return self.numpy().reshape(()).item()
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def detach(self) -> "Tensor":
+        """The same data, cut from the graph (shares memory; requires_grad=False)."""
+        return Tensor(self.data)
+
+    def to(self, device: Any) -> "Tensor":
+        """This tensor on ``device``; differentiable, so gradients flow back across devices."""
+        device = backend.as_device(device)
+        if self.device == device:
+            return self
+        return _ops.to_device(self, device)
+
+    def cpu(self) -> "Tensor":
+        return self.to("cpu")
+
+    def cuda(self, index: int = 0) -> "Tensor":
+        return self.to(f"cuda:{index}")
+
+    def astype(self, dtype: Any) -> "Tensor":
+        """Differentiable dtype conversion."""
+        if np.dtype(dtype) == self.dtype:
+            return self
+        return _ops.cast(self, dtype)
+
+    def retain_grad(self) -> "Tensor":
+        """Keep ``.grad`` on this non-leaf tensor after ``backward`` (for saliency, Grad-CAM)."""
+        self.retains_grad = True
+        return self
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    # ------------------------------------------------------------ backward
+    def backward(self, grad: Any = None) -> None:
+        """Accumulate d(self)/d(leaf) into the ``.grad`` of every leaf that requires grad.
+
+        Args:
+            grad: the gradient flowing into this tensor; may be omitted for a
+                one-element tensor (a loss), where it is 1.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward() was called on a tensor that does not require grad "
+                               "(no input of the computation has requires_grad=True, or it ran under no_grad())")
+        if grad is None:
+            if self.size != 1:
+                raise RuntimeError(f"backward() without a gradient needs a one-element tensor, got shape {self.shape}; "
+                                   f"pass grad= of the same shape")
+            grad = self.xp.ones_like(self.data)
+        else:
+            grad = _as_array(grad, self.dtype)
+            if grad.shape != self.shape:
+                raise ValueError(f"backward(grad=...) must have the tensor's shape {self.shape}, got {grad.shape}")
+        if self.creator is None:
+            self._accumulate_grad(grad)
+            return
+        if self.retains_grad:
+            self._accumulate_grad(grad)
+        _run_backward(self, grad)
+
+    def _accumulate_grad(self, grad) -> None:
+        if self.grad is None:
+            self.grad = Tensor(grad)
+        else:
+            self.grad = Tensor(self.grad.data + grad)
+
+    # ------------------------------------------------------------ operators
+    def __add__(self, other):
+        return _ops.add(self, other)
+
+    def __radd__(self, other):
+        return _ops.add(other, self)
+
+    def __sub__(self, other):
+        return _ops.sub(self, other)
+
+    def __rsub__(self, other):
+        return _ops.sub(other, self)
+
+    def __mul__(self, other):
+        return _ops.mul(self, other)
+
+    def __rmul__(self, other):
+        return _ops.mul(other, self)
+
+    def __truediv__(self, other):
+        return _ops.div(self, other)
+
+    def __rtruediv__(self, other):
+        return _ops.div(other, self)
+
+    def __neg__(self):
+        return _ops.neg(self)
+
+    def __pow__(self, exponent):
+        return _ops.power(self, exponent)
+
+    def __matmul__(self, other):
+        return _ops.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return _ops.matmul(other, self)
+
+    def __getitem__(self, index):
+        return _ops.get_item(self, index)
+
+    # ------------------------------------------------------------ methods
+    def reshape(self, *shape) -> "Tensor":
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return _ops.reshape(self, shape)
+
+    def transpose(self, *axes) -> "Tensor":
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return _ops.transpose(self, axes or None)
+
+    def flatten(self) -> "Tensor":
+        return _ops.reshape(self, (self.size,))
+
+    def sum(self, axis=None, keepdims: bool = False) -> "Tensor":
+        return _ops.sum(self, axis, keepdims)
+
+    def mean(self, axis=None, keepdims: bool = False) -> "Tensor":
+        return _ops.mean(self, axis, keepdims)
+
+    def max(self, axis=None, keepdims: bool = False) -> "Tensor":
+        return _ops.max(self, axis, keepdims)
+
+    def min(self, axis=None, keepdims: bool = False) -> "Tensor":
+        return _ops.min(self, axis, keepdims)
+
+    def exp(self) -> "Tensor":
+        return _ops.exp(self)
+
+    def log(self) -> "Tensor":
+        return _ops.log(self)
+
+    def sqrt(self) -> "Tensor":
+        return _ops.sqrt(self)
+
+    def abs(self) -> "Tensor":
+        return _ops.abs(self)
+
+
+def _check_same_device(arrays: tuple, function_name: str) -> None:
+    """Every array input of one op must live on the same device."""
+    devices = {backend.device_of(a) for a in arrays}
+    if len(devices) > 1:
+        listed = ", ".join(sorted(str(d) for d in devices))
+        raise RuntimeError(
+            f"{function_name}: inputs are on different devices ({listed}); "
+            f"move them to one device first with .to(device)"
+        )
+
+
+class Function:
+    """A differentiable operation: ``forward`` on arrays, ``backward`` on gradients.
+
+    Subclasses implement ``forward(*xs)`` returning an array (or a tuple of arrays)
+    and ``backward(*gys)`` returning one gradient per input, in order; ``None`` for an
+    input that needs none. ``self.needs_grad[i]`` tells backward which inputs need a
+    gradient, so expensive ones (such as a convolution's input gradient in the first
+    layer) can be skipped. A function instance is used for one call only.
+
+    Inputs that are not tensors (Python numbers, arrays) are passed to ``forward``
+    unchanged and treated as constants.
+    """
+
+    inputs: tuple
+    outputs: tuple
+    needs_grad: tuple
+
+    def __call__(self, *inputs: Any):
+        xs = tuple(x.data if isinstance(x, Tensor) else x for x in inputs)
+        arrays = tuple(x for x in xs if isinstance(x, np.ndarray) or backend.is_cuda_array(x))
+        if len(arrays) > 1:
+            _check_same_device(arrays, type(self).__name__)
+        ys = self.forward(*xs)
+        if not isinstance(ys, tuple):
+            ys = (ys,)
+        outputs = tuple(Tensor(y) for y in ys)
+        tensors = [x for x in inputs if isinstance(x, Tensor)]
+        if _grad_enabled and any(t.requires_grad for t in tensors):
+            self.inputs = inputs
+            self.needs_grad = tuple(isinstance(x, Tensor) and x.requires_grad for x in inputs)
+            self.generation = max(t.generation for t in tensors)
+            for output in outputs:
+                output.requires_grad = output.dtype.kind == "f"
+                output.creator = self
+                output.generation = self.generation + 1
+            self.outputs = tuple(weakref.ref(o) for o in outputs)
+            self.output_specs = tuple((y.shape, y.dtype) for y in ys)
+        return outputs if len(outputs) > 1 else outputs[0]
+
+    def forward(self, *xs):
+        raise NotImplementedError
+
+    def backward(self, *gys):
+        raise NotImplementedError
+
+    def __lt__(self, other: "Function") -> bool:
+        # heapq tie-break: later generations first.
+        return self.generation > other.generation
+
+
+def _run_backward(root: Tensor, root_grad) -> None:
+    """Reverse pass from ``root``: each function runs once, after all its output grads arrived."""
+    pending = {id(root): root_grad}   # summed gradients of non-leaf tensors, by tensor id
+    queue: list = []
+    queued: set = set()
+
+    def enqueue(function: Function) -> None:
+        if id(function) not in queued:
+            queued.add(id(function))
+            heapq.heappush(queue, function)
+
+    enqueue(root.creator)
+    while queue:
+        function = heapq.heappop(queue)
+        gys = []
+        for index, ref in enumerate(function.outputs):
+            output = ref()
+            gy = pending.pop(id(output), None) if output is not None else None
+            if gy is None:
+                gy = _zeros_for_output(function, index)
+            gys.append(gy)
+        gxs = function.backward(*gys)
+        if not isinstance(gxs, tuple):
+            gxs = (gxs,)
+        if len(gxs) != len(function.inputs):
+            raise RuntimeError(f"{type(function).__name__}.backward returned {len(gxs)} gradients "
+                               f"for {len(function.inputs)} inputs")
+        for x, gx, needed in zip(function.inputs, gxs, function.needs_grad):
+            if not needed or gx is None:
+                continue
+            if gx.shape != x.shape:
+                raise RuntimeError(f"{type(function).__name__}.backward gave a gradient of shape {gx.shape} "
+                                   f"for an input of shape {x.shape}")
+            if x.creator is None:
+                x._accumulate_grad(gx)
+                continue
+            if x.retains_grad:
+                x._accumulate_grad(gx)
+            previous = pending.get(id(x))
+            pending[id(x)] = gx if previous is None else previous + gx
+            enqueue(x.creator)
+
+
+def _zeros_for_output(function: Function, index: int):
+    """Gradient for an output nothing used (one output of a multi-output function)."""
+    shape, dtype = function.output_specs[index]
+    first_tensor = next(x for x in function.inputs if isinstance(x, Tensor))
+    return first_tensor.xp.zeros(shape, dtype)
+
+
+def as_tensor(x: Any, like: Tensor | None = None) -> Tensor:
+    """``x`` as a tensor; non-tensors take ``like``'s dtype and device when given."""
+    if isinstance(x, Tensor):
+        return x
+    if like is None:
+        return Tensor(x)
+    return Tensor(x, dtype=like.dtype, device=like.device)
+
+
+# Tensor's operators are the functions of cnnkit.ops; those modules need Function and
+# Tensor from here, so it is imported after both are defined.
+from . import ops as _ops  # noqa: E402

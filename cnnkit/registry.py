@@ -1,0 +1,94 @@
+"""Which code computes an op: the NumPy reference or a hand-written CUDA kernel.
+
+Ops never branch on the device. They call ``impl("relu", x)`` and this module picks:
+on CuPy arrays the CUDA kernel registered for that op (see :mod:`cnnkit.cuda`), and
+otherwise the reference implementation, which is written against ``xp`` and so
+also runs on CuPy when no kernel is registered. The references are the
+specification every kernel is tested against.
+
+Set ``CNNKIT_KERNELS=reference`` (or use :func:`use_cuda_kernels`) to run the
+references on the GPU too, to compare or to debug.
+"""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from . import backend
+
+REFERENCE = "reference"
+CUDA = "cuda"
+
+_implementations: dict[tuple[str, str], Callable] = {}
+_cuda_kernels_enabled = os.environ.get("CNNKIT_KERNELS", "cuda").lower() != REFERENCE
+_cuda_kernels_loaded = False
+
+
+def register(name: str, backend_name: str = REFERENCE) -> Callable[[Callable], Callable]:
+    """Decorator: make ``fn`` the ``backend_name`` implementation of op ``name``."""
+    if backend_name not in (REFERENCE, CUDA):
+        raise ValueError(f"backend_name must be {REFERENCE!r} or {CUDA!r}, got {backend_name!r}")
+
+    def decorate(fn: Callable) -> Callable:
+        _implementations[(name, backend_name)] = fn
+        return fn
+
+    return decorate
+
+
+def _load_cuda_kernels() -> None:
+    """Import the CUDA wrappers once; importing them registers them."""
+    global _cuda_kernels_loaded
+    if not _cuda_kernels_loaded:
+        _cuda_kernels_loaded = True
+        from .cuda import ops  # noqa: F401  (registers the CUDA implementations)
+
+
+def lookup(name: str, on_gpu: bool) -> Callable:
+    """The implementation ``impl`` would call for op ``name``."""
+    if on_gpu and _cuda_kernels_enabled:
+        _load_cuda_kernels()
+        kernel = _implementations.get((name, CUDA))
+        if kernel is not None:
+            return kernel
+    try:
+        return _implementations[(name, REFERENCE)]
+    except KeyError:
+        known = sorted({key[0] for key in _implementations})
+        raise KeyError(f"no implementation registered for op {name!r}; known ops: {', '.join(known)}") from None
+
+
+def impl(name: str, *args, **kwargs):
+    """Run op ``name`` with the implementation for the device of its array arguments."""
+    on_gpu = any(backend.is_cuda_array(a) for a in args)
+    return lookup(name, on_gpu)(*args, **kwargs)
+
+
+def has_cuda_kernel(name: str) -> bool:
+    _load_cuda_kernels()
+    return (name, CUDA) in _implementations
+
+
+def registered_ops() -> dict[str, tuple[str, ...]]:
+    """Every op name with the backends that implement it (for ``cnnkit kernels``)."""
+    _load_cuda_kernels()
+    table: dict[str, list[str]] = {}
+    for name, backend_name in _implementations:
+        table.setdefault(name, []).append(backend_name)
+    return {name: tuple(sorted(backends)) for name, backends in sorted(table.items())}
+
+
+def cuda_kernels_enabled() -> bool:
+    return _cuda_kernels_enabled
+
+
+@contextmanager
+def use_cuda_kernels(enabled: bool) -> Iterator[None]:
+    """Temporarily choose between our CUDA kernels and the references on the GPU."""
+    global _cuda_kernels_enabled
+    previous, _cuda_kernels_enabled = _cuda_kernels_enabled, enabled
+    try:
+        yield
+    finally:
+        _cuda_kernels_enabled = previous

@@ -1,0 +1,144 @@
+import numpy as np
+import pytest
+
+import cnnkit
+from cnnkit import Tensor, no_grad
+from cnnkit.testing import GradientCheckError, gradcheck
+from tests.helpers import randn, tensor
+
+
+def test_python_floats_become_float32_and_arrays_keep_dtype():
+    assert Tensor([1.0, 2.0]).dtype == np.float32
+    assert Tensor(np.zeros(3)).dtype == np.float64
+    assert Tensor([1, 2]).dtype.kind == "i"
+
+
+def test_integer_tensor_cannot_require_grad():
+    with pytest.raises(TypeError, match="floating-point"):
+        Tensor([1, 2, 3], requires_grad=True)
+
+
+def test_gradients_accumulate_across_uses_and_calls(device):
+    x = tensor([1.0, 2.0, 3.0], device, requires_grad=True)
+    (x * x + x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * np.array([1.0, 2.0, 3.0]) + 1)
+    (x * 3.0).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * np.array([1.0, 2.0, 3.0]) + 4)
+
+
+def test_diamond_graph_runs_each_function_once(device):
+    x = tensor([2.0], device, requires_grad=True)
+    a = x * x          # 4
+    y = a * a + a      # x^4 + x^2
+    y.backward()
+    assert x.grad.numpy()[0] == pytest.approx(4 * 8 + 2 * 2)
+
+
+def test_broadcast_gradients_sum_back_to_input_shape(device, rng):
+    a = randn(rng, 3, 4, device=device)
+    b = randn(rng, 4, device=device)
+    c = randn(rng, 3, 1, device=device)
+    gradcheck(lambda a, b, c: a * b + c / (b * b + 1.0) - a, [a, b, c])
+
+
+@pytest.mark.parametrize("op", ["exp", "log", "sqrt", "abs", "neg", "pow"])
+def test_unary_gradients(device, rng, op):
+    x = tensor(rng.uniform(0.5, 2.0, (2, 3)), device, requires_grad=True)
+    fns = {"exp": lambda t: t.exp(), "log": lambda t: t.log(), "sqrt": lambda t: t.sqrt(),
+           "abs": lambda t: (t - 1.2).abs(), "neg": lambda t: -t, "pow": lambda t: t ** 3}
+    gradcheck(fns[op], [x])
+
+
+@pytest.mark.parametrize("axis,keepdims", [(None, False), (0, False), (1, True), ((0, 2), False), (-1, True)])
+def test_reduction_gradients(device, rng, axis, keepdims):
+    x = randn(rng, 2, 3, 4, device=device)
+    gradcheck(lambda t: t.sum(axis, keepdims), [x])
+    gradcheck(lambda t: t.mean(axis, keepdims), [x])
+    gradcheck(lambda t: t.max(axis, keepdims), [x])
+    gradcheck(lambda t: t.min(axis, keepdims), [x])
+
+
+def test_shape_op_gradients(device, rng):
+    x = randn(rng, 2, 3, 4, device=device)
+    y = randn(rng, 2, 5, 4, device=device)
+    gradcheck(lambda t: t.reshape(4, 6).transpose(), [x])
+    gradcheck(lambda t: t[:, 1:, ::2], [x])
+    gradcheck(lambda t: t[np.array([0, 0, 1])], [x])  # repeated index: gradients add
+    gradcheck(lambda a, b: cnnkit.ops.concatenate([a, b], axis=1), [x, y])
+    gradcheck(lambda t: cnnkit.ops.pad(t, [(0, 0), (1, 2), (0, 1)], value=3.0), [x])
+    gradcheck(lambda t: cnnkit.ops.broadcast_to(t[:, :1], (2, 3, 4)), [x])
+
+
+def test_matmul_and_linear_gradients(device, rng):
+    a, b = randn(rng, 3, 5, device=device), randn(rng, 5, 2, device=device)
+    gradcheck(lambda a, b: a @ b, [a, b])
+    batched = randn(rng, 4, 3, 5, device=device)
+    gradcheck(lambda a, b: a @ b, [batched, b])
+    x, W, bias = randn(rng, 2, 3, 5, device=device), randn(rng, 5, 4, device=device), randn(rng, 4, device=device)
+    gradcheck(lambda x, W, bias: cnnkit.ops.linear(x, W, bias), [x, W, bias])
+
+
+def test_gradcheck_detects_a_wrong_backward(rng):
+    class WrongSquare(cnnkit.Function):
+        def forward(self, x):
+            self.x = x
+            return x * x
+
+        def backward(self, gy):
+            return gy * self.x  # should be 2 x gy
+
+    with pytest.raises(GradientCheckError, match="gradient of input 0"):
+        gradcheck(lambda t: WrongSquare()(t), [randn(rng, 3)])
+
+
+def test_no_grad_records_nothing(device):
+    x = tensor([1.0], device, requires_grad=True)
+    with no_grad():
+        y = x * 2.0
+    assert not y.requires_grad and y.creator is None
+
+
+def test_detach_cuts_the_graph(device):
+    x = tensor([3.0], device, requires_grad=True)
+    y = (x * x).detach() * x
+    y.backward()
+    assert x.grad.numpy()[0] == pytest.approx(9.0)
+
+
+def test_retain_grad_keeps_an_intermediate_gradient(device):
+    x = tensor([1.0, 2.0], device, requires_grad=True)
+    h = (x * 3.0).retain_grad()
+    (h * h).sum().backward()
+    np.testing.assert_allclose(h.grad.numpy(), [6.0, 12.0])
+
+
+def test_backward_needs_scalar_or_explicit_grad():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="one-element"):
+        (x * 2.0).backward()
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        Tensor([1.0]).backward()
+
+
+def test_to_device_roundtrip_on_cpu_is_identity():
+    x = Tensor([1.0])
+    assert x.to("cpu") is x
+
+
+def test_asking_for_missing_gpu_says_how_to_fix():
+    if cnnkit.backend.cuda_is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(cnnkit.CudaUnavailableError, match=r"cnnkit\[gpu\]|no NVIDIA GPU"):
+        Tensor([1.0]).to("cuda")
+
+
+def test_bad_device_string():
+    with pytest.raises(ValueError, match="'cpu', 'cuda' or 'cuda:N'"):
+        cnnkit.Device("tpu")
+
+
+def test_manual_seed_makes_draws_repeat():
+    cnnkit.manual_seed(7)
+    first = cnnkit.backend.draw_seed()
+    cnnkit.manual_seed(7)
+    assert cnnkit.backend.draw_seed() == first
