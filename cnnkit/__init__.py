@@ -1,6 +1,6 @@
 """cnnkit: convolutional networks on NumPy and CuPy, with hand-written CUDA kernels."""
 from . import backend
-from .autograd import Function, Tensor, as_tensor, enable_grad, is_grad_enabled, no_grad
+from .autograd import Function, Parameter, Tensor, as_tensor, enable_grad, is_grad_enabled, no_grad
 from .backend import (
     CudaUnavailableError,
     Device,

@@ -307,6 +307,44 @@ class Tensor:
         return _ops.abs(self)
 
 
+class Parameter(Tensor):
+    """A tensor that a layer owns and an optimizer updates.
+
+    ``trainable=False`` freezes it: it no longer requires grad, so no gradient
+    reaches it and optimizers skip it. Batch-norm moving statistics are
+    parameters that are never trainable.
+
+    Args:
+        data: the initial value.
+        trainable: whether optimizers update it.
+        name: shown by ``summary()`` and used as its key in saved weights.
+        regularizer: an optional callable mapping the parameter to a scalar
+            penalty tensor that training adds to the loss.
+    """
+
+    __slots__ = ("_trainable", "regularizer")
+
+    def __init__(self, data: Any, trainable: bool = True, name: str | None = None, regularizer: Any = None):
+        super().__init__(data, requires_grad=trainable, name=name)
+        self._trainable = trainable
+        self.regularizer = regularizer
+
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self._trainable = bool(value)
+        self.requires_grad = bool(value)
+        if not value:
+            self.grad = None
+
+    def __repr__(self) -> str:
+        return f"Parameter(name={self.name!r}, shape={self.shape}, dtype={self.dtype}, device='{self.device}', " \
+               f"trainable={self.trainable})"
+
+
 def _check_same_device(arrays: tuple, function_name: str) -> None:
     """Every array input of one op must live on the same device."""
     devices = {backend.device_of(a) for a in arrays}
