@@ -1,0 +1,194 @@
+"""Convolution in 1, 2 or 3 spatial dimensions, with stride, padding, dilation and groups.
+
+As in every deep-learning framework, "convolution" is cross-correlation:
+
+    y[n, f, o] = b[f] + Σ_{c ∈ group(f)} Σ_k W[f, c, k] · x_pad[n, c, o·stride + k·dilation]
+
+with x of shape (N, C, *spatial), W of shape (F, C / groups, *kernel) and y of shape
+(N, F, *out). The references lower it to matrix products (im2col): each output
+position's receptive field becomes a column, so the forward pass, the input
+gradient ("backward data") and the weight gradient ("backward filter") are each one
+batched GEMM plus a gather (im2col) or a scatter-add (col2im). On the GPU the
+registry swaps in implicit-GEMM CUDA kernels with the same signatures.
+"""
+from __future__ import annotations
+
+import math
+
+from .. import backend
+from ..autograd import Function
+from ..registry import impl, register
+from .window import WindowGeometry, make_geometry
+
+
+def im2col(x, geometry: WindowGeometry):
+    """Gather every receptive field: (N, C, *spatial) -> cols of shape (N, C, *window, *out)."""
+    xp = backend.get_array_module(x)
+    out = geometry.output_size(x.shape[2:])
+    padded = geometry.pad(x)
+    cols = xp.empty(x.shape[:2] + geometry.window + out, dtype=x.dtype)
+    for tap in geometry.taps():
+        cols[(slice(None), slice(None)) + tap] = padded[geometry.tap_slices(tap, out)]
+    return cols
+
+
+def col2im(cols, input_shape: tuple, geometry: WindowGeometry):
+    """Scatter-add columns back onto the input grid: the adjoint of :func:`im2col`."""
+    xp = backend.get_array_module(cols)
+    rank = geometry.rank
+    out = cols.shape[2 + rank:]
+    padded_shape = input_shape[:2] + tuple(
+        size + before + after for size, (before, after) in zip(input_shape[2:], geometry.padding))
+    padded = xp.zeros(padded_shape, dtype=cols.dtype)
+    for tap in geometry.taps():
+        padded[geometry.tap_slices(tap, out)] += cols[(slice(None), slice(None)) + tap]
+    return geometry.crop(padded)
+
+
+def _grouped(array, groups: int):
+    """(N, C, ...) -> (N, groups, C / groups · ..., out) view for the batched GEMMs."""
+    return array.reshape(array.shape[0], groups, -1, array.shape[-1])
+
+
+@register("conv_forward")
+def conv_forward_reference(x, W, b, geometry: WindowGeometry, groups: int):
+    """Reference convolution forward.
+
+    Args:
+        x: (N, C, *spatial) float array.
+        W: (F, C / groups, *window) float array of x's dtype.
+        b: (F,) array or None.
+        geometry: stride, padding, dilation (see :class:`WindowGeometry`).
+        groups: C and F are split into this many independent groups.
+
+    Returns:
+        ``(y, saved)``: y of shape (N, F, *out) and what
+        ``conv_backward_filter`` of the same backend needs (here the im2col matrix).
+    """
+    xp = backend.get_array_module(x)
+    N, F = x.shape[0], W.shape[0]
+    cols = im2col(x, geometry)
+    out = cols.shape[2 + geometry.rank:]
+    cols = cols.reshape(N, groups, -1, math.prod(out))
+    y = xp.matmul(W.reshape(groups, F // groups, -1), cols).reshape((N, F) + out)
+    if b is not None:
+        y += b.reshape((1, F) + (1,) * geometry.rank)
+    return y, cols
+
+
+@register("conv_backward_data")
+def conv_backward_data_reference(gy, W, input_shape: tuple, geometry: WindowGeometry, groups: int):
+    """Reference input gradient: gx = col2im(Wᵀ · gy), shape ``input_shape``."""
+    xp = backend.get_array_module(gy)
+    F = W.shape[0]
+    out = gy.shape[2:]
+    W_t = W.reshape(groups, F // groups, -1).swapaxes(-1, -2)
+    gy_g = gy.reshape(gy.shape[0], groups, F // groups, math.prod(out))
+    gcols = xp.matmul(W_t, gy_g).reshape(input_shape[:2] + geometry.window + out)
+    return col2im(gcols, input_shape, geometry)
+
+
+@register("conv_backward_filter")
+def conv_backward_filter_reference(gy, x, saved, W_shape: tuple, geometry: WindowGeometry, groups: int):
+    """Reference weight gradient: gW = Σ_n gy_n · cols_nᵀ, shape ``W_shape``.
+
+    ``saved`` is the im2col matrix that :func:`conv_forward_reference` returned.
+    """
+    xp = backend.get_array_module(gy)
+    N, F = gy.shape[0], gy.shape[1]
+    gy_g = gy.reshape(N, groups, F // groups, -1)
+    gW = xp.matmul(gy_g, saved.swapaxes(-1, -2)).sum(axis=0)
+    return gW.reshape(W_shape)
+
+
+class Convolution(Function):
+    """N-d grouped convolution (see the module docstring for the formula).
+
+    gx = backward-data(gy, W), gW = backward-filter(gy, x), gb = Σ gy over batch and space.
+    Saves x, W and the forward's implementation-specific workspace.
+    """
+
+    def __init__(self, geometry: WindowGeometry, groups: int):
+        self.geometry, self.groups = geometry, groups
+
+    def forward(self, x, W, b=None):
+        self.x, self.W = x, W
+        y, self.saved = impl("conv_forward", x, W, b, self.geometry, self.groups)
+        return y
+
+    def backward(self, gy):
+        gx = gW = gb = None
+        if self.needs_grad[0]:
+            gx = impl("conv_backward_data", gy, self.W, self.x.shape, self.geometry, self.groups)
+        if self.needs_grad[1]:
+            gW = impl("conv_backward_filter", gy, self.x, self.saved, self.W.shape, self.geometry, self.groups)
+        if len(self.needs_grad) > 2 and self.needs_grad[2]:
+            gb = gy.sum(axis=(0,) + tuple(range(2, gy.ndim)))
+        return (gx, gW, gb)[: len(self.needs_grad)]
+
+
+def check_conv_shapes(x_shape: tuple, W_shape: tuple, b_shape: tuple | None, groups: int, who: str) -> None:
+    """Raise a ValueError naming ``who`` when x, W, b and groups do not fit together."""
+    rank = len(W_shape) - 2
+    if rank not in (1, 2, 3):
+        raise ValueError(f"{who}: the weight must have shape (filters, channels/groups, *kernel) with 1 to 3 "
+                         f"spatial axes, got shape {W_shape}")
+    if len(x_shape) != rank + 2:
+        layout = {1: "(N, C, W)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}[rank]
+        raise ValueError(f"{who}: expected input of rank {rank + 2} {layout}, got shape {x_shape}")
+    channels, filters = x_shape[1], W_shape[0]
+    if not isinstance(groups, int) or groups < 1 or channels % groups or filters % groups:
+        raise ValueError(f"{who}: groups={groups} must divide both the input channels ({channels}) "
+                         f"and the filters ({filters})")
+    if W_shape[1] * groups != channels:
+        raise ValueError(f"{who}: input has {channels} channels but the weight expects "
+                         f"{W_shape[1] * groups} (weight shape {W_shape}, groups={groups})")
+    if b_shape is not None and b_shape != (filters,):
+        raise ValueError(f"{who}: bias must have shape ({filters},), got {b_shape}")
+
+
+def conv(x, W, b=None, stride=1, padding="valid", dilation=1, groups: int = 1):
+    """Convolution of rank 1, 2 or 3 (taken from ``W``), as in the module docstring.
+
+    Args:
+        x: input tensor (N, C, *spatial).
+        W: weight tensor (F, C / groups, *kernel).
+        b: optional bias tensor (F,).
+        stride, dilation: an int or one int per spatial axis.
+        padding: ``"valid"``, ``"same"``, an int, a tuple, or ``(before, after)`` pairs.
+        groups: split channels into independent groups (``groups = C`` is depthwise).
+
+    Returns:
+        A tensor (N, F, *out) with out = (I + pad - dilation·(k - 1) - 1) / stride + 1.
+    """
+    return _conv(W.ndim - 2, x, W, b, stride, padding, dilation, groups)
+
+
+def conv1d(x, W, b=None, stride=1, padding="valid", dilation=1, groups: int = 1):
+    """1-D convolution: x (N, C, L), W (F, C / groups, k). See :func:`conv`."""
+    return _conv(1, x, W, b, stride, padding, dilation, groups)
+
+
+def conv2d(x, W, b=None, stride=1, padding="valid", dilation=1, groups: int = 1):
+    """2-D convolution: x (N, C, H, W), W (F, C / groups, kh, kw). See :func:`conv`."""
+    return _conv(2, x, W, b, stride, padding, dilation, groups)
+
+
+def conv3d(x, W, b=None, stride=1, padding="valid", dilation=1, groups: int = 1):
+    """3-D convolution: x (N, C, D, H, W), W (F, C / groups, kd, kh, kw). See :func:`conv`."""
+    return _conv(3, x, W, b, stride, padding, dilation, groups)
+
+
+def _conv(rank: int, x, W, b, stride, padding, dilation, groups: int):
+    who = f"conv{rank}d"
+    if W.ndim != rank + 2:
+        raise ValueError(f"{who}: the weight must have shape (filters, channels/groups, *kernel) with "
+                         f"{rank} spatial axes, got shape {W.shape}")
+    check_conv_shapes(x.shape, W.shape, None if b is None else b.shape, groups, who)
+    if x.dtype != W.dtype:
+        raise TypeError(f"{who}: input dtype {x.dtype} differs from weight dtype {W.dtype}")
+    geometry = make_geometry(rank, W.shape[2:], stride, padding, dilation, x.shape[2:])
+    geometry.check_fits(x.shape[2:], who)
+    if b is None:
+        return Convolution(geometry, groups)(x, W)
+    return Convolution(geometry, groups)(x, W, b)
