@@ -59,9 +59,20 @@ def lookup(name: str, on_gpu: bool) -> Callable:
         raise KeyError(f"no implementation registered for op {name!r}; known ops: {', '.join(known)}") from None
 
 
+def _on_gpu(argument) -> bool:
+    """A CuPy array, or a list of arrays (multi-tensor ops) whose first element is one."""
+    if isinstance(argument, (list, tuple)):
+        return bool(argument) and backend.is_cuda_array(argument[0])
+    return backend.is_cuda_array(argument)
+
+
 def impl(name: str, *args, **kwargs):
-    """Run op ``name`` with the implementation for the device of its array arguments."""
-    on_gpu = any(backend.is_cuda_array(a) for a in args)
+    """Run op ``name`` with the implementation for the device of its array arguments.
+
+    Arguments may be arrays or lists of arrays (multi-tensor ops such as optimizer
+    updates, where every list lives on one device).
+    """
+    on_gpu = any(_on_gpu(a) for a in args)
     return lookup(name, on_gpu)(*args, **kwargs)
 
 

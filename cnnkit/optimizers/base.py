@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd import Parameter
-from ..registry import lookup
+from ..registry import impl
 from . import schedules
 
 LearningRate = Union[float, schedules.LearningRateSchedule, Callable[[int], float]]
@@ -229,12 +229,8 @@ class Optimizer(abc.ABC):
         return grads
 
     def _launch(self, op: str, params: list, *arrays: Any, **scalars: Any) -> None:
-        """Call the registry's implementation of ``op`` for the parameters' device.
-
-        ``registry.impl`` picks the device from its top-level array arguments, and
-        here they all sit in lists, so the device is read from the first parameter.
-        """
-        lookup(op, backend.is_cuda_array(params[0]))(params, *arrays, **scalars)
+        """Run ``op`` once over all parameters (a fused multi-tensor kernel on the GPU)."""
+        impl(op, params, *arrays, **scalars)
 
     @property
     def _decay(self) -> float:

@@ -1,0 +1,2 @@
+"""Callbacks for ``Model.fit``."""
+from .base import Callback, CallbackList, History, ProgressBar

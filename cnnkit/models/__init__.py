@@ -1,0 +1,4 @@
+"""Models: Sequential, functional Model, training, summary and saving."""
+from .model import Model
+from .saving import load_model, named_weights
+from .sequential import Sequential

@@ -1,0 +1,230 @@
+"""Saving and loading models as one safetensors file.
+
+The tensors are the weights, keyed by their place in the model (``layers.0.kernel``,
+``layers.3.moving_mean``; attribute names for subclassed models), so a file loads into
+any model of the same structure whatever its layers are called, plus the optimizer's
+slots. The metadata holds the architecture (JSON config), the compile settings, the
+optimizer's hyperparameters and step count, the epochs completed and the state of
+cnnkit's random generator. Arrays are stored from the host, so a checkpoint written
+on a GPU loads on a CPU-only machine.
+
+Files are written to a temporary file in the target directory and renamed over the
+target, so a crash never leaves a half-written checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from safetensors import safe_open
+from safetensors.numpy import save_file
+
+from .. import __version__, backend, losses, optimizers
+from .. import metrics as metrics_module
+from ..autograd import Parameter
+
+FORMAT = "cnnkit"
+FORMAT_VERSION = "1"
+_OPTIMIZER_PREFIX = "optimizer."
+
+
+def named_weights(layer, prefix: str = "") -> dict[str, Parameter]:
+    """Every weight under ``layer`` keyed by its structural path, each parameter once."""
+    found: dict[str, Parameter] = {}
+    seen: set[int] = set()
+
+    def visit(current, path: str) -> None:
+        for short_name, parameter in current._params.items():
+            if id(parameter) not in seen:
+                seen.add(id(parameter))
+                found[path + short_name] = parameter
+        if hasattr(current, "_graph") or hasattr(current, "_stack"):
+            children = [(f"layers.{i}.", child) for i, child in enumerate(current.layers)]
+        else:
+            children = [(f"{attribute}.", child) for attribute, child in current._sublayers.items()]
+        for child_prefix, child in children:
+            visit(child, path + child_prefix)
+
+    visit(layer, prefix)
+    return found
+
+
+def atomic_write(path: "str | os.PathLike", write: Callable[[str], None]) -> Path:
+    """Call ``write(temporary_path)``, flush it to disk, then rename it to ``path``."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(handle)
+    try:
+        write(temporary)
+        with open(temporary, "rb+") as stream:
+            os.fsync(stream.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+    return target
+
+
+def _weights_as_arrays(model) -> dict[str, np.ndarray]:
+    return {path: np.ascontiguousarray(weight.numpy()) for path, weight in named_weights(model).items()}
+
+
+def _serialize(obj: Any) -> dict:
+    return {"class_name": type(obj).__name__, "config": obj.get_config()}
+
+
+def _compile_metadata(model) -> dict:
+    return {"loss": _serialize(model.loss), "metrics": [_serialize(m) for m in model.metrics],
+            "optimizer": _serialize(model.optimizer)}
+
+
+def _optimizer_tensors(model) -> tuple[dict, dict]:
+    """The optimizer's slots as tensors, and its step count and parameter order as metadata."""
+    optimizer = model.optimizer
+    if optimizer is None or optimizer.params is None:
+        return {}, {}
+    state = optimizer.state_dict()
+    paths = {id(p): path for path, p in named_weights(model).items()}
+    param_paths = [paths[id(p)] for p in optimizer.params]
+    tensors = {}
+    for path, slots in zip(param_paths, state["slots"]):
+        for slot_name, value in slots.items():
+            tensors[f"{_OPTIMIZER_PREFIX}{path}.{slot_name}"] = np.ascontiguousarray(value)
+    return tensors, {"iterations": state["iterations"], "params": param_paths,
+                     "slot_names": [sorted(slots) for slots in state["slots"]]}
+
+
+def save_model(model, path: "str | os.PathLike", include_optimizer: bool = True) -> Path:
+    """Save architecture, weights, compile settings and (by default) optimizer state to ``path``.
+
+    Use :func:`cnnkit.load_model` to read it back, on any device.
+    """
+    metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "cnnkit_version": __version__,
+                "class_name": type(model).__name__, "config": json.dumps(model.get_config()),
+                "epoch": str(model.epoch), "rng_state": json.dumps(backend.get_rng_state())}
+    tensors = _weights_as_arrays(model)
+    if model.compiled:
+        metadata["compile"] = json.dumps(_compile_metadata(model))
+        if include_optimizer:
+            optimizer_tensors, optimizer_state = _optimizer_tensors(model)
+            tensors.update(optimizer_tensors)
+            if optimizer_state:
+                metadata["optimizer_state"] = json.dumps(optimizer_state)
+    return atomic_write(path, lambda temporary: save_file(tensors, temporary, metadata=metadata))
+
+
+def save_weights(model, path: "str | os.PathLike") -> Path:
+    """Save only the weights (see :meth:`load_weights`)."""
+    metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "cnnkit_version": __version__,
+                "content": "weights"}
+    tensors = _weights_as_arrays(model)
+    return atomic_write(path, lambda temporary: save_file(tensors, temporary, metadata=metadata))
+
+
+def _read(path: "str | os.PathLike") -> tuple[dict, dict]:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no saved model at {str(path)!r}")
+    try:
+        with safe_open(str(path), framework="numpy") as stream:
+            metadata = stream.metadata() or {}
+            tensors = {key: stream.get_tensor(key) for key in stream.keys()}
+    except Exception as error:  # safetensors raises its own error types for corrupt files
+        raise ValueError(f"{str(path)!r} is not a readable safetensors file ({error})") from None
+    if metadata.get("format") != FORMAT:
+        raise ValueError(f"{str(path)!r} was not written by cnnkit (metadata format {metadata.get('format')!r})")
+    return tensors, metadata
+
+
+def _assign_weights(model, arrays: dict[str, np.ndarray], strict: bool, source: str) -> None:
+    weights = named_weights(model)
+    missing = [key for key in weights if key not in arrays]
+    unexpected = [key for key in arrays if key not in weights]
+    wrong = [f"{key} (model {weights[key].shape}, file {arrays[key].shape})"
+             for key in weights if key in arrays and tuple(arrays[key].shape) != weights[key].shape]
+    if wrong or (strict and (missing or unexpected)):
+        problems = []
+        if missing:
+            problems.append(f"missing from the file: {', '.join(missing)}")
+        if unexpected:
+            problems.append(f"unexpected in the file: {', '.join(unexpected)}")
+        if wrong:
+            problems.append(f"wrong shape: {', '.join(wrong)}")
+        raise ValueError(f"cannot load weights from {source!r} into {model.who}: " + "; ".join(problems))
+    for key, weight in weights.items():
+        if key in arrays:
+            weight.data = backend.to_device(arrays[key].astype(weight.dtype), weight.device)
+            weight.grad = None
+
+
+def load_weights(model, path: "str | os.PathLike", strict: bool = True) -> None:
+    """Load weights saved by ``save_weights`` or ``save``; strict by default.
+
+    Args:
+        strict: every weight of the model must be in the file and nothing else;
+            with ``strict=False`` missing and extra weights are skipped (shapes must
+            still match), for partial loading such as transfer learning.
+    """
+    tensors, _ = _read(path)
+    if not model.built:
+        raise ValueError(f"{model.who} must be built before load_weights (call it on data or build it first)")
+    arrays = {k: v for k, v in tensors.items() if not k.startswith(_OPTIMIZER_PREFIX)}
+    _assign_weights(model, arrays, strict, str(path))
+
+
+def _rebuild(entry: dict, module) -> Any:
+    cls = getattr(module, entry["class_name"])
+    return cls.from_config(entry["config"]) if hasattr(cls, "from_config") else cls(**entry["config"])
+
+
+def load_model(path: "str | os.PathLike", device: Any = None, compile: bool = True,  # noqa: A002 (Keras' name)
+               restore_rng_state: bool = False):
+    """Rebuild a model saved with ``model.save``: architecture, weights, compile settings, optimizer state.
+
+    Args:
+        device: where to put the weights (the default device if omitted); a file
+            saved on a GPU loads on a CPU-only machine.
+        compile: restore the optimizer, loss and metrics so training can continue.
+        restore_rng_state: also restore cnnkit's random generator as it was at saving,
+            so that resumed training draws the same shuffles and dropout masks.
+    """
+    from .model import Model
+    from .sequential import Sequential
+
+    tensors, metadata = _read(path)
+    if "config" not in metadata:
+        raise ValueError(f"{str(path)!r} holds only weights; build the model in code and call load_weights()")
+    classes = {"Sequential": Sequential, "Model": Model}
+    cls = classes.get(metadata.get("class_name"), Model)
+    with backend.default_device(backend.as_device(device)):
+        model = cls.from_config(json.loads(metadata["config"]))
+    _assign_weights(model, {k: v for k, v in tensors.items() if not k.startswith(_OPTIMIZER_PREFIX)},
+                    strict=True, source=str(path))
+    model.epoch = int(metadata.get("epoch", 0))
+    if compile and "compile" in metadata:
+        settings = json.loads(metadata["compile"])
+        model.compile(optimizer=_rebuild(settings["optimizer"], optimizers),
+                      loss=_rebuild(settings["loss"], losses),
+                      metrics=[_rebuild(m, metrics_module) for m in settings["metrics"]])
+        if "optimizer_state" in metadata:
+            _restore_optimizer(model, tensors, json.loads(metadata["optimizer_state"]))
+    if restore_rng_state:
+        backend.set_rng_state(json.loads(metadata["rng_state"]))
+    return model
+
+
+def _restore_optimizer(model, tensors: dict, state: dict) -> None:
+    weights = named_weights(model)
+    params = [weights[path] for path in state["params"]]
+    slots = [{name: tensors[f"{_OPTIMIZER_PREFIX}{path}.{name}"] for name in names}
+             for path, names in zip(state["params"], state["slot_names"])]
+    model.optimizer.build(params)
+    model.optimizer.load_state_dict({"class": type(model.optimizer).__name__,
+                                     "config": model.optimizer.get_config(),
+                                     "iterations": state["iterations"], "slots": slots})
