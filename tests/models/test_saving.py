@@ -1,0 +1,141 @@
+"""model.save / load_model / save_weights / load_weights."""
+import os
+
+import numpy as np
+import pytest
+
+import cnnkit
+from cnnkit import Input, Model, Sequential
+from cnnkit.layers import Add, BatchNormalization, Conv2D, Dense, Dropout, Flatten, MaxPool2D
+from cnnkit.models import saving
+
+
+def cnn():
+    return Sequential([Input((1, 6, 6)), Conv2D(4, 3, padding="same", activation="relu"), BatchNormalization(),
+                       MaxPool2D(), Flatten(), Dropout(0.2), Dense(3)])
+
+
+def data(n=48):
+    rng = np.random.default_rng(0)
+    return rng.random((n, 1, 6, 6)).astype(np.float32), rng.integers(0, 3, n)
+
+
+def compiled(model):
+    model.compile(cnnkit.optimizers.Adam(learning_rate=0.01),
+                  cnnkit.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    return model
+
+
+def test_save_and_load_keep_architecture_weights_and_predictions(tmp_path):
+    x, y = data()
+    model = compiled(cnn())
+    model.fit(x, y, epochs=2, verbose=0)
+    path = model.save(tmp_path / "model.safetensors")
+    loaded = cnnkit.load_model(path)
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    assert loaded.epoch == 2 and loaded.compiled
+    assert type(loaded.optimizer) is cnnkit.optimizers.Adam and loaded.optimizer.iterations == model.optimizer.iterations
+    assert [m.name for m in loaded.metrics] == ["accuracy"]
+
+
+def test_functional_model_round_trip(tmp_path):
+    inputs = Input((4,))
+    hidden = Dense(4, activation="relu")(inputs)
+    outputs = Dense(2)(Add()([hidden, Dense(4)(inputs)]))
+    model = Model(inputs, outputs)
+    model.save(tmp_path / "f.safetensors")
+    loaded = cnnkit.load_model(tmp_path / "f.safetensors")
+    x = np.random.default_rng(1).random((5, 4)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+
+
+def test_weights_are_keyed_by_place_so_fresh_models_accept_them(tmp_path):
+    first = cnn()
+    first.save_weights(tmp_path / "w.safetensors")
+    second = cnn()  # its layers get other automatic names (conv2d_1, ...)
+    second.load_weights(tmp_path / "w.safetensors")
+    for a, b in zip(first.get_weights(), second.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert "layers.0.kernel" in saving.named_weights(first)
+
+
+def test_strict_loading_names_missing_unexpected_and_misshapen_weights(tmp_path):
+    cnn().save_weights(tmp_path / "w.safetensors")
+    other = Sequential([Input((1, 6, 6)), Conv2D(5, 3), Flatten()])
+    with pytest.raises(ValueError) as raised:
+        other.load_weights(tmp_path / "w.safetensors")
+    message = str(raised.value)
+    assert "unexpected in the file:" in message and "layers.1.gamma" in message and "layers.6.kernel" in message
+    assert "wrong shape: layers.0.kernel (model (5, 1, 3, 3), file (4, 1, 3, 3))" in message
+
+
+def test_non_strict_loading_takes_what_fits(tmp_path):
+    source = cnn()
+    source.save_weights(tmp_path / "w.safetensors")
+    target = Sequential([Input((1, 6, 6)), Conv2D(4, 3, padding="same", activation="relu"), BatchNormalization(),
+                         MaxPool2D(), Flatten(), Dropout(0.2), Dense(7)])
+    with pytest.raises(ValueError, match=r"wrong shape: layers.6.kernel \(model \(36, 7\), file \(36, 3\)\)"):
+        target.load_weights(tmp_path / "w.safetensors", strict=False)
+    base = Sequential([Input((1, 6, 6)), Conv2D(4, 3, padding="same")])
+    base.load_weights(tmp_path / "w.safetensors", strict=False)
+    np.testing.assert_array_equal(base.layers[0].kernel.numpy(), source.layers[0].kernel.numpy())
+
+
+def test_a_failed_save_leaves_the_old_file_intact_and_no_temporary(tmp_path, monkeypatch):
+    target = tmp_path / "model.safetensors"
+    model = cnn()
+    model.save(target)
+    original = target.read_bytes()
+
+    def crash(tensors, filename, metadata=None):
+        with open(filename, "wb") as stream:
+            stream.write(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(saving, "save_file", crash)
+    with pytest.raises(OSError, match="disk full"):
+        model.save(target)
+    assert target.read_bytes() == original
+    assert os.listdir(tmp_path) == ["model.safetensors"]
+
+
+def test_loading_garbage_or_missing_files_explains(tmp_path):
+    (tmp_path / "junk.safetensors").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="not a readable safetensors file"):
+        cnnkit.load_model(tmp_path / "junk.safetensors")
+    with pytest.raises(FileNotFoundError, match="no saved model"):
+        cnnkit.load_model(tmp_path / "absent.safetensors")
+    cnn().save_weights(tmp_path / "w.safetensors")
+    with pytest.raises(ValueError, match="holds only weights"):
+        cnnkit.load_model(tmp_path / "w.safetensors")
+
+
+def test_resuming_from_a_checkpoint_matches_an_uninterrupted_run(tmp_path):
+    x, y = data()
+    cnnkit.manual_seed(11)
+    straight = compiled(cnn())
+    straight.fit(x, y, batch_size=8, epochs=4, verbose=0)
+
+    cnnkit.manual_seed(11)
+    first_half = compiled(cnn())
+    first_half.fit(x, y, batch_size=8, epochs=2, verbose=0)
+    first_half.save(tmp_path / "ckpt.safetensors")
+    cnnkit.manual_seed(999)  # whatever happens in between
+    resumed = cnnkit.load_model(tmp_path / "ckpt.safetensors", restore_rng_state=True)
+    resumed.fit(x, y, batch_size=8, epochs=4, initial_epoch=resumed.epoch, verbose=0)
+
+    for a, b in zip(straight.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.gpu
+def test_a_model_trained_on_the_gpu_loads_on_the_cpu(tmp_path):
+    if not cnnkit.backend.cuda_is_available():
+        pytest.skip("needs CuPy and an NVIDIA GPU")
+    x, y = data()
+    model = compiled(cnn())
+    model.fit(x, y, epochs=1, verbose=0, device="cuda")
+    model.save(tmp_path / "gpu.safetensors")
+    loaded = cnnkit.load_model(tmp_path / "gpu.safetensors", device="cpu")
+    assert all(w.device == cnnkit.Device("cpu") for w in loaded.weights)
+    np.testing.assert_allclose(loaded.predict(x), model.predict(x), rtol=1e-4, atol=1e-5)
