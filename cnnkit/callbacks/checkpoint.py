@@ -5,12 +5,10 @@ file and rename it, so an interruption never leaves a half-written file behind.
 """
 from __future__ import annotations
 
-import json
 import os
 import string
 from pathlib import Path
 
-from .. import backend
 from ..models import saving
 from .base import Callback
 from .monitoring import Monitor, check_int
@@ -173,7 +171,7 @@ class BackupAndRestore(Callback):
         _check_savable(self.model, "BackupAndRestore", "it backs up functional and Sequential models")
         self.resumed_from = None
         if self.backup_path.exists():
-            self.resumed_from = restore_training_state(self.model, self.backup_path)
+            self.resumed_from = saving.restore_training_state(self.model, self.backup_path)
             # fit reads this after on_train_begin and starts from it.
             self.model.initial_epoch = self.resumed_from
 
@@ -185,20 +183,3 @@ class BackupAndRestore(Callback):
             self.backup_path.unlink()
 
 
-def restore_training_state(model, path: "str | os.PathLike") -> int:
-    """Load a file written by ``model.save`` into ``model`` itself, to continue training it.
-
-    Restores the weights, the optimizer's slots, step count and learning rate, and
-    cnnkit's global random generator; sets ``model.epoch``.
-
-    Returns:
-        The number of epochs completed when the file was written.
-    """
-    tensors, metadata = saving._read(path)
-    weights = {key: value for key, value in tensors.items() if not key.startswith(saving._OPTIMIZER_PREFIX)}
-    saving._assign_weights(model, weights, strict=True, source=str(path))
-    if "optimizer_state" in metadata:
-        saving._restore_optimizer(model, tensors, json.loads(metadata["optimizer_state"]))
-    backend.set_rng_state(json.loads(metadata["rng_state"]))
-    model.epoch = int(metadata["epoch"])
-    return model.epoch

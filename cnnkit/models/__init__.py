@@ -1,4 +1,5 @@
 """Models: Sequential, functional Model, training, summary and saving."""
 from .model import Model
-from .saving import load_model, named_weights
+from .saving import load_model, named_weights, restore_training_state
 from .sequential import Sequential
+from . import zoo

@@ -40,6 +40,7 @@ class Model(Layer):
         self.stop_training = False
         self.history = None
         self.epoch = 0  # epochs completed by fit, saved in checkpoints
+        self.initial_epoch = 0  # where the current fit started (callbacks may move it)
         if inputs is not None or outputs is not None:
             if inputs is None or outputs is None:
                 raise ValueError(f"{self.who}: a functional model needs both inputs and outputs")

@@ -204,19 +204,37 @@ def load_model(path: "str | os.PathLike", device: Any = None, compile: bool = Tr
     cls = classes.get(metadata.get("class_name"), Model)
     with backend.default_device(backend.as_device(device)):
         model = cls.from_config(json.loads(metadata["config"]))
-    _assign_weights(model, {k: v for k, v in tensors.items() if not k.startswith(_OPTIMIZER_PREFIX)},
-                    strict=True, source=str(path))
-    model.epoch = int(metadata.get("epoch", 0))
     if compile and "compile" in metadata:
         settings = json.loads(metadata["compile"])
         model.compile(optimizer=_rebuild(settings["optimizer"], optimizers),
                       loss=_rebuild(settings["loss"], losses),
                       metrics=[_rebuild(m, metrics_module) for m in settings["metrics"]])
-        if "optimizer_state" in metadata:
-            _restore_optimizer(model, tensors, json.loads(metadata["optimizer_state"]))
-    if restore_rng_state:
-        backend.set_rng_state(json.loads(metadata["rng_state"]))
+    _load_training_state(model, tensors, metadata, str(path), restore_rng_state)
     return model
+
+
+def restore_training_state(model, path: "str | os.PathLike", restore_rng_state: bool = True) -> int:
+    """Load a file written by ``model.save`` into ``model`` itself, to continue training it.
+
+    Restores the weights, the optimizer's slots, step count and learning rate (when the
+    model is compiled), cnnkit's random generator (by default) and ``model.epoch``.
+
+    Returns:
+        The number of epochs completed when the file was written.
+    """
+    tensors, metadata = _read(path)
+    _load_training_state(model, tensors, metadata, str(path), restore_rng_state)
+    return model.epoch
+
+
+def _load_training_state(model, tensors: dict, metadata: dict, source: str, restore_rng_state: bool) -> None:
+    _assign_weights(model, {k: v for k, v in tensors.items() if not k.startswith(_OPTIMIZER_PREFIX)},
+                    strict=True, source=source)
+    if model.optimizer is not None and "optimizer_state" in metadata:
+        _restore_optimizer(model, tensors, json.loads(metadata["optimizer_state"]))
+    if restore_rng_state and "rng_state" in metadata:
+        backend.set_rng_state(json.loads(metadata["rng_state"]))
+    model.epoch = int(metadata.get("epoch", 0))
 
 
 def _restore_optimizer(model, tensors: dict, state: dict) -> None:

@@ -175,13 +175,15 @@ def fit(model, x: Any = None, y: Any = None, batch_size: int = 32, epochs: int =
 
     history = History()
     progress = ProgressBar(verbose) if verbose else None
-    callback_list = CallbackList([history, *(callbacks or []), *([progress] if progress else [])], model,
+    # History after the user's callbacks, so keys they add to the logs (such as "lr") are recorded.
+    callback_list = CallbackList([*(callbacks or []), history, *([progress] if progress else [])], model,
                                  {"epochs": epochs, "steps": len(train_loader), "batch_size": batch_size,
                                   "verbose": verbose})
     model.stop_training = False
     model.history = history
+    model.initial_epoch = initial_epoch  # a callback may move it in on_train_begin (BackupAndRestore resumes)
     callback_list.on_train_begin()
-    for epoch in range(initial_epoch, epochs):
+    for epoch in range(model.initial_epoch, epochs):
         if model.stop_training:
             break
         callback_list.on_epoch_begin(epoch)

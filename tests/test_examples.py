@@ -1,0 +1,50 @@
+"""Every example runs end to end with --quick (as a user would start it)."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cnnkit.datasets import DatasetNotFoundError, load_fashion_mnist
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def _fashion_mnist_present() -> bool:
+    try:
+        load_fashion_mnist()
+    except DatasetNotFoundError:
+        return False
+    return True
+
+
+def run_example(name: str, *arguments: str, cwd=None) -> str:
+    result = subprocess.run([sys.executable, str(EXAMPLES / name), "--quick", *arguments], capture_output=True,
+                            text=True, timeout=300, cwd=cwd)
+    assert result.returncode == 0, f"{name} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def test_every_example_is_covered_here():
+    covered = {"digits_cnn.py", "fashion_mnist_cnn.py", "playground_mlp.py", "keras_tutorial.py",
+               "filters_demo.py", "explain_demo.py", "transfer_learning.py"}
+    assert {p.name for p in EXAMPLES.glob("*.py")} <= covered
+
+
+def test_digits_cnn():
+    output = run_example("digits_cnn.py")
+    assert "test accuracy" in output and "predictions match" in output
+
+
+def test_playground_mlp_writes_its_plot(tmp_path):
+    output = run_example("playground_mlp.py", "--dataset", "xor", "--plot", str(tmp_path / "xor.png"))
+    assert "accuracy" in output and (tmp_path / "xor.png").stat().st_size > 1000
+
+
+def test_keras_tutorial():
+    assert "Test accuracy:" in run_example("keras_tutorial.py")
+
+
+@pytest.mark.skipif(not _fashion_mnist_present(), reason="Fashion-MNIST files are not installed")
+def test_fashion_mnist_cnn():
+    assert "test accuracy" in run_example("fashion_mnist_cnn.py")
