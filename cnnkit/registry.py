@@ -6,8 +6,10 @@ otherwise the reference implementation, which is written against ``xp`` and so
 also runs on CuPy when no kernel is registered. The references are the
 specification every kernel is tested against.
 
-Set ``CNNKIT_KERNELS=reference`` (or use :func:`use_cuda_kernels`) to run the
-references on the GPU too, to compare or to debug.
+Our CUDA kernels have not yet been validated on GPU hardware, so they are opt-in:
+``CNNKIT_KERNELS=cuda`` (or :func:`use_cuda_kernels`) turns them on; by default a GPU
+runs the references through CuPy (cuBLAS for the products). ``CNNKIT_KERNELS=reference``
+states the default explicitly.
 """
 from __future__ import annotations
 
@@ -21,7 +23,11 @@ REFERENCE = "reference"
 CUDA = "cuda"
 
 _implementations: dict[tuple[str, str], Callable] = {}
-_cuda_kernels_enabled = os.environ.get("CNNKIT_KERNELS", "cuda").lower() != REFERENCE
+_KERNEL_CHOICES = (REFERENCE, CUDA)
+_kernel_choice = os.environ.get("CNNKIT_KERNELS", REFERENCE).strip().lower()
+if _kernel_choice not in _KERNEL_CHOICES:
+    raise ValueError(f"CNNKIT_KERNELS must be one of {', '.join(_KERNEL_CHOICES)}, got {_kernel_choice!r}")
+_cuda_kernels_enabled = _kernel_choice == CUDA
 _cuda_kernels_loaded = False
 
 

@@ -76,6 +76,8 @@ def test_matmul_and_linear_gradients(device, rng):
     gradcheck(lambda a, b: a @ b, [batched, b])
     x, W, bias = randn(rng, 2, 3, 5, device=device), randn(rng, 5, 4, device=device), randn(rng, 4, device=device)
     gradcheck(lambda x, W, bias: cnnkit.ops.linear(x, W, bias), [x, W, bias])
+    gradcheck(lambda x, W, bias: cnnkit.ops.linear(x, W, bias, activation="relu"), [x, W, bias])
+    gradcheck(lambda x, W: cnnkit.ops.linear(x, W, activation="relu"), [x, W])
 
 
 def test_gradcheck_detects_a_wrong_backward(rng):

@@ -1,20 +1,8 @@
 """CUDA implementations of the ``gemm`` and ``gemm_bias_act`` ops (kernels in ``kernels/gemm.cu``).
 
-``gemm(a, b, transpose_a=False, transpose_b=False)`` has the signature of the
-reference in :mod:`cnnkit.ops.matmul`. ``gemm_bias_act`` fuses a per-column bias
-and an activation into the product's epilogue; its reference, to live beside the
-``gemm`` reference in ``cnnkit/ops/matmul.py``, is::
-
-    @register("gemm_bias_act")
-    def gemm_bias_act_reference(a, b, bias=None, activation="none"):
-        \"\"\"C = act(A · B + bias) for 2-D A (M, K), B (K, N) and bias (N,) or None;
-        activation "none" or "relu" (relu keeps NaN, as maximum(x, 0) does).\"\"\"
-        c = a @ b
-        if bias is not None:
-            c = c + bias
-        if activation == "relu":
-            c = backend.get_array_module(c).maximum(c, 0)
-        return c
+``gemm(a, b, transpose_a=False, transpose_b=False)`` and ``gemm_bias_act(a, b, bias,
+activation)`` have the signatures of their references in :mod:`cnnkit.ops.matmul`;
+``gemm_bias_act`` fuses the per-column bias and the activation into the epilogue.
 
 How a product is computed:
 

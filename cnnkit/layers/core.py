@@ -50,6 +50,8 @@ class Dense(Layer):
         self.input_spec = InputSpec(min_ndim=2, axes={-1: features})
 
     def call(self, x):
+        if self.activation is activations.relu:  # fused into the product's epilogue
+            return linear(x, self.kernel, self.bias, activation="relu")
         return self.activation(linear(x, self.kernel, self.bias))
 
     def compute_output_shape(self, input_shape):

@@ -13,6 +13,24 @@ def gemm_reference(a, b, transpose_a: bool = False, transpose_b: bool = False):
     return (a.T if transpose_a else a) @ (b.T if transpose_b else b)
 
 
+LINEAR_ACTIVATIONS = ("none", "relu")
+
+
+@register("gemm_bias_act")
+def gemm_bias_act_reference(a, b, bias=None, activation: str = "none"):
+    """C = act(A · B + bias) for 2-D A (M, K) and B (K, N), bias (N,) or None.
+
+    ``activation`` is "none" or "relu" (relu keeps NaN, as ``maximum(x, 0)`` does).
+    The GPU fuses bias and activation into the product's epilogue.
+    """
+    c = a @ b
+    if bias is not None:
+        c += bias
+    if activation == "relu":
+        backend.get_array_module(c).maximum(c, 0, out=c)
+    return c
+
+
 def _swap_last(x):
     return x.swapaxes(-1, -2)
 
@@ -45,11 +63,15 @@ class MatMul(Function):
 
 
 class Linear(Function):
-    """y = x W + b over the last axis of x (a fully connected layer).
+    """y = act(x W + b) over the last axis of x (a fully connected layer), act ∈ {none, relu}.
 
-    gx = gy Wᵀ,  gW = xᵀ gy,  gb = Σ_rows gy, with x flattened to rows of its last axis.
-    Saves x and W.
+    With z = x W + b and gz = gy · [y > 0] for relu (gz = gy otherwise):
+    gx = gz Wᵀ,  gW = xᵀ gz,  gb = Σ_rows gz, with x flattened to rows of its last axis.
+    Saves x, W, and y for relu.
     """
+
+    def __init__(self, activation: str = "none"):
+        self.activation = activation
 
     def forward(self, x, W, b=None):
         if x.shape[-1] != W.shape[0]:
@@ -58,13 +80,15 @@ class Linear(Function):
         self.x_shape = x.shape
         self.x2 = x.reshape(-1, x.shape[-1])
         self.W = W
-        y = impl("gemm", self.x2, W)
-        if b is not None:
-            y += b
+        y = impl("gemm_bias_act", self.x2, W, b, self.activation)
+        if self.activation == "relu":
+            self.y2 = y
         return y.reshape(x.shape[:-1] + (W.shape[1],))
 
     def backward(self, gy):
         gy2 = gy.reshape(-1, gy.shape[-1])
+        if self.activation == "relu":
+            gy2 = gy2 * (self.y2 > 0)
         gx = impl("gemm", gy2, self.W, transpose_b=True).reshape(self.x_shape) if self.needs_grad[0] else None
         gW = impl("gemm", self.x2, gy2, transpose_a=True) if self.needs_grad[1] else None
         gb = gy2.sum(axis=0) if len(self.needs_grad) > 2 and self.needs_grad[2] else None
@@ -76,12 +100,14 @@ def matmul(a, b):
     return MatMul()(a, b)
 
 
-def linear(x, W, b=None):
-    """y = x W + b over the last axis of x.
+def linear(x, W, b=None, activation: str = "none"):
+    """y = act(x W + b) over the last axis of x; ``activation`` is "none" or "relu" (fused).
 
     Shapes:
         x: (..., in_features); W: (in_features, out_features); b: (out_features,).
     """
+    if activation not in LINEAR_ACTIVATIONS:
+        raise ValueError(f"linear: activation must be one of {LINEAR_ACTIVATIONS}, got {activation!r}")
     if b is None:
-        return Linear()(x, W)
-    return Linear()(x, W, b)
+        return Linear(activation)(x, W)
+    return Linear(activation)(x, W, b)
