@@ -35,6 +35,12 @@ def _window_counts(xp, input_size: tuple, geometry: WindowGeometry, dtype):
     return counts
 
 
+def _tiles_exactly(input_size: tuple, geometry: WindowGeometry) -> bool:
+    """Windows neither overlap nor leave gaps nor need padding: every input element is in one window."""
+    return not geometry.is_padded and all(
+        k == s and size % k == 0 for size, k, s in zip(input_size, geometry.window, geometry.stride))
+
+
 @register("pool_forward")
 def pool_forward_reference(x, mode: str, geometry: WindowGeometry):
     """Reference pooling forward.
@@ -46,24 +52,21 @@ def pool_forward_reference(x, mode: str, geometry: WindowGeometry):
 
     Returns:
         ``(y, saved)``: y of shape (N, C, *out) and what ``pool_backward`` of the same
-        backend needs (here: the arg-max tap per output for max, the window counts for
-        avg, and (x, y, counts) for L2).
+        backend needs (here: the padded input and y for max, whose backward finds each
+        window's first maximum again; the window counts for avg; (x, y, counts) for L2).
     """
     xp = backend.get_array_module(x)
     out = geometry.output_size(x.shape[2:])
     if mode == "max":
         padded = geometry.pad(x, value=-np.inf)
-        taps = len(list(geometry.taps()))
-        argmax = xp.zeros(x.shape[:2] + out, dtype=np.uint8 if taps <= 256 else np.int32)
         y = None
-        for index, tap in enumerate(geometry.taps()):
+        for tap in geometry.taps():
             window = padded[geometry.tap_slices(tap, out)]
             if y is None:
                 y = window.copy()
-                continue
-            argmax[window > y] = index
-            xp.maximum(y, window, out=y)  # maximum propagates NaN
-        return y, argmax
+            else:
+                xp.maximum(y, window, out=y)  # maximum propagates NaN
+        return y, (padded, y)
     padded = geometry.pad(x)
     total = xp.zeros(x.shape[:2] + out, dtype=x.dtype)
     for tap in geometry.taps():
@@ -77,18 +80,49 @@ def pool_forward_reference(x, mode: str, geometry: WindowGeometry):
     return y, (x, y, counts)
 
 
+def _max_pool_backward(gy, padded, y, input_shape: tuple, geometry: WindowGeometry):
+    """Route gy to the first maximum of each window, in row-major tap order.
+
+    Storing arg-max indices costs more on the CPU than finding the maxima again:
+    a tap gets the gradient where it equals the window's maximum and no earlier tap did.
+    """
+    xp = backend.get_array_module(gy)
+    out = gy.shape[2:]
+    exact = _tiles_exactly(input_shape[2:], geometry)
+    # Exactly tiled windows write every element once, so no zero fill and no accumulation.
+    gx = xp.empty(padded.shape, dtype=gy.dtype) if exact else xp.zeros(padded.shape, dtype=gy.dtype)
+    nan_outputs = xp.isnan(y)
+    has_nan = bool(nan_outputs.any())  # NaN windows route to their first NaN; checked once, it is rare
+    unclaimed = None
+    for tap in geometry.taps():
+        where = geometry.tap_slices(tap, out)
+        hit = xp.equal(padded[where], y)
+        if has_nan:
+            hit |= nan_outputs & xp.isnan(padded[where])
+        if unclaimed is None:
+            unclaimed = ~hit
+        else:
+            xp.logical_and(hit, unclaimed, out=hit)
+            xp.logical_xor(unclaimed, hit, out=unclaimed)
+        if exact:
+            xp.multiply(gy, hit, out=gx[where])
+        else:
+            gx[where] += gy * hit
+    return geometry.crop(gx)
+
+
 @register("pool_backward")
 def pool_backward_reference(gy, saved, input_shape: tuple, mode: str, geometry: WindowGeometry):
     """Reference pooling input gradient, shape ``input_shape`` (see the module docstring)."""
+    if mode == "max":
+        padded, y = saved
+        return _max_pool_backward(gy, padded, y, input_shape, geometry)
     xp = backend.get_array_module(gy)
     out = gy.shape[2:]
     padded_shape = input_shape[:2] + tuple(
         size + before + after for size, (before, after) in zip(input_shape[2:], geometry.padding))
     gx = xp.zeros(padded_shape, dtype=gy.dtype)
-    if mode == "max":
-        for index, tap in enumerate(geometry.taps()):
-            gx[geometry.tap_slices(tap, out)] += gy * (saved == index)
-    elif mode == "avg":
+    if mode == "avg":
         share = gy / saved
         for tap in geometry.taps():
             gx[geometry.tap_slices(tap, out)] += share

@@ -63,9 +63,20 @@ def test_max_pool_gradient_goes_to_the_first_maximum_only():
     np.testing.assert_array_equal(x.grad.numpy(), [[[[1.0, 0.0], [0.0, 0.0]]]])
 
 
-def test_max_pool_propagates_nan():
-    x = tensor(np.array([[[[1.0, np.nan], [0.0, 2.0]]]]))
-    assert np.isnan(max_pool(x, 2).numpy()).all()
+def test_max_pool_propagates_nan_and_routes_its_gradient_to_the_nan():
+    x = tensor(np.array([[[[1.0, np.nan], [0.0, 2.0]]]]), requires_grad=True)
+    y = max_pool(x, 2)
+    assert np.isnan(y.numpy()).all()
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [[[[0.0, 1.0], [0.0, 0.0]]]])
+
+
+def test_max_pool_ties_after_relu_send_the_gradient_to_the_first_zero(device):
+    x = tensor(np.zeros((1, 1, 4, 4)), device, requires_grad=True)
+    max_pool(x, 2).sum().backward()
+    expected = np.zeros((4, 4))
+    expected[::2, ::2] = 1
+    np.testing.assert_array_equal(x.grad.numpy()[0, 0], expected)
 
 
 def test_l2_pool_of_zeros_has_a_zero_gradient():
