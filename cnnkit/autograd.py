@@ -456,6 +456,18 @@ def _zeros_for_output(function: Function, index: int):
     return first_tensor.xp.zeros(shape, dtype)
 
 
+def constant_like(value: Any, like: Tensor):
+    """``value`` (a tensor, NumPy/CuPy array or array-like) as an array on ``like``'s device.
+
+    Its dtype is kept; targets and labels enter ops this way, as constants outside the graph.
+    """
+    if isinstance(value, Tensor):
+        value = value.data
+    elif not (isinstance(value, np.ndarray) or backend.is_cuda_array(value)):
+        value = np.asarray(value)
+    return backend.to_device(value, like.device)
+
+
 def as_tensor(x: Any, like: Tensor | None = None) -> Tensor:
     """``x`` as a tensor; non-tensors take ``like``'s dtype and device when given."""
     if isinstance(x, Tensor):

@@ -20,7 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import backend
-from .autograd import Tensor
+from .autograd import Tensor, constant_like
 from .ops.loss import sigmoid_binary_cross_entropy, softmax_cross_entropy
 from .ops.math import clip, maximum
 from .ops.shape import get_item
@@ -40,15 +40,6 @@ def _as_pred(who: str, y_pred) -> Tensor:
     if y_pred.ndim == 0 or y_pred.shape[0] == 0:
         raise ValueError(f"{who}: y_pred must hold a batch of at least one sample, got shape {y_pred.shape}")
     return y_pred
-
-
-def _as_true(y_true, y_pred: Tensor):
-    """y_true as a constant array on y_pred's device (dtype unchanged)."""
-    if isinstance(y_true, Tensor):
-        y_true = y_true.data
-    elif not (isinstance(y_true, np.ndarray) or backend.is_cuda_array(y_true)):
-        y_true = np.asarray(y_true)
-    return backend.to_device(y_true, y_pred.device)
 
 
 def _check_finite(who: str, y_true, y_pred: Tensor) -> None:
@@ -80,7 +71,7 @@ def _prepare(who: str, y_true, y_pred) -> tuple[Any, Tensor]:
     reshaped to (N, 1); any other shape difference is an error.
     """
     y_pred = _as_pred(who, y_pred)
-    y_true = _as_true(y_true, y_pred)
+    y_true = constant_like(y_true, y_pred)
     if y_true.dtype.kind not in "biuf":
         raise TypeError(f"{who}: y_true must be numeric, got dtype {y_true.dtype}")
     if y_true.shape != y_pred.shape:
@@ -150,7 +141,7 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits: bool = False) -
     y_pred = _as_pred(who, y_pred)
     _check_classes(who, y_pred)
     N, C = y_pred.shape
-    labels = _as_true(y_true, y_pred)
+    labels = constant_like(y_true, y_pred)
     if labels.dtype.kind not in "iu":
         raise TypeError(f"{who}: y_true must hold integer class indices in [0, {C}), got dtype {labels.dtype}")
     if labels.shape == (N, 1):

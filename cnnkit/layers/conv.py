@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import activations, initializers, regularizers
 from ..ops.conv import conv
 from ..ops.window import make_geometry, normalize_tuple, resolve_padding
 from .base import InputSpec, Layer, _show
+from .options import WeightOptions
 
 _LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
 
@@ -61,7 +61,7 @@ class _Windowed(Layer):
                 "dilation_rate": list(self.dilation_rate)}
 
 
-class Conv(_Windowed):
+class Conv(WeightOptions, _Windowed):
     """Convolution of rank 1, 2 or 3: y = activation(W ⋆ x + b) (see :func:`cnnkit.ops.conv`).
 
     Args:
@@ -84,12 +84,9 @@ class Conv(_Windowed):
             raise ValueError(f"{self.who}: groups must be a positive int dividing filters ({filters}), got {groups!r}")
         self.filters, self.groups = filters, groups
         self._init_window(kernel_size, strides, padding, dilation_rate)
-        self.activation = activations.get(activation)
-        self.use_bias = use_bias
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self._set_weight_options(activation, use_bias,
+                                 {"kernel": kernel_initializer, "bias": bias_initializer},
+                                 {"kernel": kernel_regularizer, "bias": bias_regularizer})
 
     def build(self, input_shape):
         self._check_input_shape(input_shape)
@@ -113,11 +110,7 @@ class Conv(_Windowed):
 
     def get_config(self):
         config = {**super().get_config(), "filters": self.filters, **self._window_config(), "groups": self.groups,
-                  "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
-                  "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                  "bias_initializer": initializers.serialize(self.bias_initializer),
-                  "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-                  "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
+                  **self._weight_options_config()}
         if type(self) is Conv:
             config["rank"] = self.rank
         return config
@@ -144,7 +137,7 @@ class Conv3D(Conv):
         super().__init__(3, filters, kernel_size, **kwargs)
 
 
-class DepthwiseConv(_Windowed):
+class DepthwiseConv(WeightOptions, _Windowed):
     """Depthwise convolution: each input channel convolved with its own ``depth_multiplier`` filters.
 
     It is a grouped convolution with groups = C, giving C · depth_multiplier channels.
@@ -160,12 +153,9 @@ class DepthwiseConv(_Windowed):
             raise ValueError(f"{self.who}: depth_multiplier must be a positive int, got {depth_multiplier!r}")
         self.depth_multiplier = depth_multiplier
         self._init_window(kernel_size, strides, padding, dilation_rate)
-        self.activation = activations.get(activation)
-        self.use_bias = use_bias
-        self.depthwise_initializer = initializers.get(depthwise_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.depthwise_regularizer = regularizers.get(depthwise_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self._set_weight_options(activation, use_bias,
+                                 {"depthwise": depthwise_initializer, "bias": bias_initializer},
+                                 {"depthwise": depthwise_regularizer, "bias": bias_regularizer})
 
     def build(self, input_shape):
         self._check_input_shape(input_shape)
@@ -190,11 +180,7 @@ class DepthwiseConv(_Windowed):
 
     def get_config(self):
         return {**super().get_config(), **self._window_config(), "depth_multiplier": self.depth_multiplier,
-                "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
-                "depthwise_initializer": initializers.serialize(self.depthwise_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer),
-                "depthwise_regularizer": regularizers.serialize(self.depthwise_regularizer),
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
+                **self._weight_options_config()}
 
 
 class DepthwiseConv1D(DepthwiseConv):
@@ -207,7 +193,7 @@ class DepthwiseConv2D(DepthwiseConv):
         super().__init__(2, kernel_size, **kwargs)
 
 
-class SeparableConv(_Windowed):
+class SeparableConv(WeightOptions, _Windowed):
     """Depthwise separable convolution (Chollet 2017): a depthwise convolution, then a 1×1
     pointwise convolution to ``filters`` channels, then bias and activation.
 
@@ -227,14 +213,10 @@ class SeparableConv(_Windowed):
             raise ValueError(f"{self.who}: depth_multiplier must be a positive int, got {depth_multiplier!r}")
         self.filters, self.depth_multiplier = filters, depth_multiplier
         self._init_window(kernel_size, strides, padding, dilation_rate)
-        self.activation = activations.get(activation)
-        self.use_bias = use_bias
-        self.depthwise_initializer = initializers.get(depthwise_initializer)
-        self.pointwise_initializer = initializers.get(pointwise_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.depthwise_regularizer = regularizers.get(depthwise_regularizer)
-        self.pointwise_regularizer = regularizers.get(pointwise_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self._set_weight_options(
+            activation, use_bias,
+            {"depthwise": depthwise_initializer, "pointwise": pointwise_initializer, "bias": bias_initializer},
+            {"depthwise": depthwise_regularizer, "pointwise": pointwise_regularizer, "bias": bias_regularizer})
 
     def build(self, input_shape):
         self._check_input_shape(input_shape)
@@ -262,14 +244,7 @@ class SeparableConv(_Windowed):
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, **self._window_config(),
-                "depth_multiplier": self.depth_multiplier, "activation": activations.serialize(self.activation),
-                "use_bias": self.use_bias,
-                "depthwise_initializer": initializers.serialize(self.depthwise_initializer),
-                "pointwise_initializer": initializers.serialize(self.pointwise_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer),
-                "depthwise_regularizer": regularizers.serialize(self.depthwise_regularizer),
-                "pointwise_regularizer": regularizers.serialize(self.pointwise_regularizer),
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
+                "depth_multiplier": self.depth_multiplier, **self._weight_options_config()}
 
 
 class SeparableConv1D(SeparableConv):

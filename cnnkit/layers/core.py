@@ -4,14 +4,15 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Sequence
 
-from .. import activations, initializers, regularizers
+from .. import activations
 from ..ops.dropout import dropout
 from ..ops.matmul import linear
 from ..ops.shape import flatten, reshape
 from .base import InputSpec, Layer, _show
+from .options import WeightOptions
 
 
-class Dense(Layer):
+class Dense(WeightOptions, Layer):
     """Fully connected layer: y = activation(x W + b) over the last axis.
 
     Args:
@@ -32,12 +33,9 @@ class Dense(Layer):
         if not isinstance(units, int) or units < 1:
             raise ValueError(f"{self.who}: units must be a positive int, got {units!r}")
         self.units = units
-        self.activation = activations.get(activation)
-        self.use_bias = use_bias
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self._set_weight_options(activation, use_bias,
+                                 {"kernel": kernel_initializer, "bias": bias_initializer},
+                                 {"kernel": kernel_regularizer, "bias": bias_regularizer})
 
     def build(self, input_shape):
         if len(input_shape) < 2 or input_shape[-1] is None:
@@ -58,12 +56,7 @@ class Dense(Layer):
         return tuple(input_shape[:-1]) + (self.units,)
 
     def get_config(self):
-        return {**super().get_config(), "units": self.units, "activation": activations.serialize(self.activation),
-                "use_bias": self.use_bias,
-                "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
+        return {**super().get_config(), "units": self.units, **self._weight_options_config()}
 
 
 class Activation(Layer):

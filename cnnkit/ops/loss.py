@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
-from ..autograd import Function, Tensor, as_tensor
+from ..autograd import Function, Tensor, as_tensor, constant_like
 from ..registry import impl, register
 
 
@@ -119,15 +119,6 @@ class SigmoidBinaryCrossEntropy(Function):
         return impl("sigmoid_binary_cross_entropy_grad", self.logits, self.target, gy), None
 
 
-def _target_array(target, logits: Tensor):
-    """The target as a constant array on the logits' device."""
-    if isinstance(target, Tensor):
-        target = target.data
-    elif not (isinstance(target, np.ndarray) or backend.is_cuda_array(target)):
-        target = np.asarray(target)
-    return backend.to_device(target, logits.device)
-
-
 def softmax_cross_entropy(logits, target) -> Tensor:
     """Cross-entropy between softmax(logits) and a target, per sample, from the logits.
 
@@ -141,7 +132,7 @@ def softmax_cross_entropy(logits, target) -> Tensor:
         A (N,) tensor of losses.
     """
     logits = as_tensor(logits)
-    target = _target_array(target, logits)
+    target = constant_like(target, logits)
     if logits.dtype.kind != "f":
         raise TypeError(f"softmax_cross_entropy: logits must be a float tensor, got dtype {logits.dtype}")
     if logits.ndim != 2:
@@ -174,7 +165,7 @@ def sigmoid_binary_cross_entropy(logits, target) -> Tensor:
         A tensor of z's shape: max(z, 0) − z·t + log(1 + e^(−|z|)).
     """
     logits = as_tensor(logits)
-    target = _target_array(target, logits)
+    target = constant_like(target, logits)
     if logits.dtype.kind != "f":
         raise TypeError(f"sigmoid_binary_cross_entropy: logits must be a float tensor, got dtype {logits.dtype}")
     if target.shape != logits.shape:
