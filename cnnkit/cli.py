@@ -1,4 +1,4 @@
-"""The ``cnnkit`` command: ``demo``, ``train``, ``info`` and ``kernels``."""
+"""The ``cnnkit`` command: ``demo``, ``train``, ``bench``, ``info`` and ``kernels``."""
 from __future__ import annotations
 
 import argparse
@@ -68,6 +68,11 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _cmd_bench(args) -> int:
+    from .bench.cli import run_bench
+    return run_bench(args)
+
+
 def _cmd_info(args) -> int:
     import cnnkit
     from . import backend, cuda
@@ -129,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--save", help="write the trained model to this .safetensors file")
     train.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
     train.set_defaults(run=_cmd_train)
+
+    bench = commands.add_parser("bench", help="time our GEMM, convolution, pooling and training against "
+                                              "cuBLAS, cuDNN, NumPy and PyTorch")
+    from .bench.cli import add_arguments
+    add_arguments(bench)
+    bench.set_defaults(run=_cmd_bench)
 
     info = commands.add_parser("info", help="versions, devices, CUDA and memory")
     info.set_defaults(run=_cmd_info)

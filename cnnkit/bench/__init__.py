@@ -1,0 +1,1 @@
+"""``cnnkit bench``: timing our ops and training against cuBLAS, cuDNN (through PyTorch), NumPy and PyTorch."""

@@ -1,0 +1,1 @@
+"""Benchmark suites: gemm, conv, pool and train, each a ``run(device, ...)`` yielding case results."""
