@@ -1,10 +1,12 @@
-"""Which code computes an op: the NumPy reference or a hand-written CUDA kernel.
+"""Which code computes an op: the NumPy reference, a CPU variant, or a hand-written CUDA kernel.
 
 Ops never branch on the device. They call ``impl("relu", x)`` and this module picks:
-on CuPy arrays the CUDA kernel registered for that op (see :mod:`cnnkit.cuda`), and
-otherwise the reference implementation, which is written against ``xp`` and so
-also runs on CuPy when no kernel is registered. The references are the
-specification every kernel is tested against.
+on CuPy arrays the CUDA kernel registered for that op (see :mod:`cnnkit.cuda`); on
+NumPy arrays the CPU variant where one is registered (see :mod:`cnnkit.cpu`: the
+reference run over batch shards on every core); otherwise the reference
+implementation, which is written against ``xp`` and so also runs on CuPy when no
+kernel is registered. The references are the specification every kernel and
+variant is tested against.
 
 Our CUDA kernels have not yet been validated on GPU hardware, so they are opt-in:
 ``CNNKIT_KERNELS=cuda`` (or :func:`use_cuda_kernels`) turns them on; by default a GPU
@@ -20,6 +22,7 @@ from typing import Callable, Iterator
 from . import backend
 
 REFERENCE = "reference"
+CPU = "cpu"
 CUDA = "cuda"
 
 _implementations: dict[tuple[str, str], Callable] = {}
@@ -29,12 +32,13 @@ if _kernel_choice not in _KERNEL_CHOICES:
     raise ValueError(f"CNNKIT_KERNELS must be one of {', '.join(_KERNEL_CHOICES)}, got {_kernel_choice!r}")
 _cuda_kernels_enabled = _kernel_choice == CUDA
 _cuda_kernels_loaded = False
+_cpu_variants_loaded = False
 
 
 def register(name: str, backend_name: str = REFERENCE) -> Callable[[Callable], Callable]:
     """Decorator: make ``fn`` the ``backend_name`` implementation of op ``name``."""
-    if backend_name not in (REFERENCE, CUDA):
-        raise ValueError(f"backend_name must be {REFERENCE!r} or {CUDA!r}, got {backend_name!r}")
+    if backend_name not in (REFERENCE, CPU, CUDA):
+        raise ValueError(f"backend_name must be {REFERENCE!r}, {CPU!r} or {CUDA!r}, got {backend_name!r}")
 
     def decorate(fn: Callable) -> Callable:
         _implementations[(name, backend_name)] = fn
@@ -51,6 +55,13 @@ def _load_cuda_kernels() -> None:
         from .cuda import ops  # noqa: F401  (registers the CUDA implementations)
 
 
+def _load_cpu_variants() -> None:
+    global _cpu_variants_loaded
+    if not _cpu_variants_loaded:
+        _cpu_variants_loaded = True
+        from . import cpu  # noqa: F401  (registers the CPU variants)
+
+
 def lookup(name: str, on_gpu: bool) -> Callable:
     """The implementation ``impl`` would call for op ``name``."""
     if on_gpu and _cuda_kernels_enabled:
@@ -58,6 +69,11 @@ def lookup(name: str, on_gpu: bool) -> Callable:
         kernel = _implementations.get((name, CUDA))
         if kernel is not None:
             return kernel
+    if not on_gpu:
+        _load_cpu_variants()
+        variant = _implementations.get((name, CPU))
+        if variant is not None:
+            return variant
     try:
         return _implementations[(name, REFERENCE)]
     except KeyError:
@@ -89,6 +105,7 @@ def has_cuda_kernel(name: str) -> bool:
 
 def registered_ops() -> dict[str, tuple[str, ...]]:
     """Every op name with the backends that implement it (for ``cnnkit kernels``)."""
+    _load_cpu_variants()
     _load_cuda_kernels()
     table: dict[str, list[str]] = {}
     for name, backend_name in _implementations:

@@ -1,0 +1,85 @@
+"""Convolution and pooling run as their references on slices of the batch, in parallel.
+
+Each op's samples are independent, so the batch splits into contiguous slices, the
+reference runs on each slice in the thread pool, and the results join: outputs and
+input gradients are concatenated along the batch axis, weight gradients summed. What
+a forward saves for its backward is kept per slice.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+
+from ..ops.conv import conv_backward_data_reference, conv_backward_filter_reference, conv_forward_reference
+from ..ops.pool import pool_backward_reference, pool_forward_reference
+from ..registry import CPU, register
+from .pool import get_num_threads, run_all
+
+# Below this many samples per slice the threads cost more than they save.
+MIN_SAMPLES_PER_SHARD = 8
+
+
+def batch_slices(batch: int) -> list[slice]:
+    """Up to one contiguous slice per thread, each with at least MIN_SAMPLES_PER_SHARD samples."""
+    count = max(1, min(get_num_threads(), batch // MIN_SAMPLES_PER_SHARD))
+    bounds = [batch * i // count for i in range(count + 1)]
+    return [slice(start, stop) for start, stop in zip(bounds[:-1], bounds[1:])]
+
+
+@dataclass
+class PerShard:
+    """What a sharded forward saved: one reference ``saved`` per batch slice."""
+
+    slices: list
+    pieces: list
+
+
+def _join(parts: list):
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+
+
+def _sliced_shape(shape: tuple, piece: slice) -> tuple:
+    return (piece.stop - piece.start,) + tuple(shape[1:])
+
+
+@register("conv_forward", CPU)
+def conv_forward_sharded(x, W, b, geometry, groups):
+    slices = batch_slices(x.shape[0])
+    results = run_all([partial(conv_forward_reference, x[s], W, b, geometry, groups) for s in slices])
+    return _join([y for y, _ in results]), PerShard(slices, [saved for _, saved in results])
+
+
+@register("conv_backward_data", CPU)
+def conv_backward_data_sharded(gy, W, input_shape, geometry, groups):
+    slices = batch_slices(gy.shape[0])
+    return _join(run_all([partial(conv_backward_data_reference, gy[s], W, _sliced_shape(input_shape, s),
+                                  geometry, groups) for s in slices]))
+
+
+@register("conv_backward_filter", CPU)
+def conv_backward_filter_sharded(gy, x, saved, W_shape, geometry, groups):
+    if not isinstance(saved, PerShard):
+        return conv_backward_filter_reference(gy, x, saved, W_shape, geometry, groups)
+    parts = run_all([partial(conv_backward_filter_reference, gy[s], x[s], piece, W_shape, geometry, groups)
+                     for s, piece in zip(saved.slices, saved.pieces)])
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    return total
+
+
+@register("pool_forward", CPU)
+def pool_forward_sharded(x, mode, geometry):
+    slices = batch_slices(x.shape[0])
+    results = run_all([partial(pool_forward_reference, x[s], mode, geometry) for s in slices])
+    return _join([y for y, _ in results]), PerShard(slices, [saved for _, saved in results])
+
+
+@register("pool_backward", CPU)
+def pool_backward_sharded(gy, saved, input_shape, mode, geometry):
+    if not isinstance(saved, PerShard):
+        return pool_backward_reference(gy, saved, input_shape, mode, geometry)
+    return _join(run_all([partial(pool_backward_reference, gy[s], piece, _sliced_shape(input_shape, s), mode,
+                                  geometry) for s, piece in zip(saved.slices, saved.pieces)]))
