@@ -1,0 +1,263 @@
+// pool.cu: max, average and L2 pooling over 1-D, 2-D and 3-D windows, forward and backward.
+//
+// Self-contained on purpose (no #include of files on disk): CuPy's kernel cache key
+// hashes this source text, not headers pulled in from elsewhere.
+//
+// Layout. Every input is a C-contiguous (planes, D, H, W) array, planes = N·C; a 2-D
+// input is passed with D = 1 and a 1-D input with D = H = 1 (window 1, stride 1, no
+// padding on the missing axes). Outputs are (planes, OD, OH, OW). Along each axis an
+// output o reads the inputs o·S − P + t, t = 0..K−1, that lie inside [0, size):
+// padding is never a value (it is skipped, never read).
+//
+//   max:  y = max over the window, NaN if it holds one; argmax = the input's index
+//         within its plane, (d·H + h)·W + w, of the first tap in row-major window order
+//         that equals y (the first NaN when y is NaN), as the NumPy reference routes the
+//         gradient. Padding counts as −inf: when the window's first tap is padding and
+//         every real value is −inf, argmax = −1 and no input gets the gradient.
+//   avg:  y = Σ v / m, m = the number of real values in the window.
+//   l2:   y = sqrt(Σ v² / m).
+//
+// Backward is a gather, one thread per input element: it visits the (few) windows that
+// cover the element, in a fixed order, and writes its gradient once. No atomics, so
+// overlapping windows are summed deterministically.
+//   max:  gx = Σ gy[o] over the covering windows whose argmax is this element
+//   avg:  gx = Σ gy[o] / m_o
+//   l2:   gx = x · Σ gy[o] / (m_o · y[o]), windows with y[o] > 0 only
+//
+// Launch: 1-D grid-stride loops, any grid, blocks of at most 256 threads (the wrapper
+// uses 256 and grid_stride_blocks). __launch_bounds__(256, 4) lets each thread have 64
+// registers: left to itself ptxas squeezes these kernels into 32 and spills. Elements
+// are indexed with 32-bit arithmetic: the caller guarantees planes·D·H·W < 2^31 and
+// planes·OD·OH·OW < 2^31.
+
+#define POOL_DEVICE __device__ __forceinline__
+
+enum { POOL_MAX = 0, POOL_AVG = 1, POOL_L2 = 2 };
+
+// Division by a run-time constant d >= 1 with a multiply, an add and a shift (Granlund
+// and Montgomery's round-up method): with l = ceil(log2 d) and
+// mul = floor(2^32 · (2^l − d) / d) + 1, n / d = (umulhi(n, mul) + n) >> l for every
+// n < 2^31 (the sum then cannot overflow). d = 1 and powers of two need no special case
+// (mul = 1). A block sets its divisors up once in shared memory (make_fast_div costs
+// about a hundred instructions); a division then costs three instead of about twenty.
+struct FastDiv {
+    unsigned mul, shift;
+};
+
+POOL_DEVICE FastDiv make_fast_div(int divisor) {
+    const unsigned d = (unsigned)divisor;
+    const unsigned l = 32 - __clz((int)(d - 1));  // __clz(0) = 32, so l = 0 for d = 1
+    // 2^32 · (2^l − d) / d by shift-and-subtract long division over the dividend's low 32
+    // bits (all zero); its high word 2^l − d is below d, so the quotient fits 32 bits, and
+    // rem < d <= 2^31 never overflows when doubled.
+    unsigned rem = (unsigned)((1ull << l) - d), quotient = 0;
+#pragma unroll 1
+    for (int bit = 0; bit < 32; ++bit) {
+        rem <<= 1;
+        quotient <<= 1;
+        if (rem >= d) {
+            rem -= d;
+            quotient |= 1u;
+        }
+    }
+    return FastDiv{quotient + 1, l};
+}
+
+POOL_DEVICE unsigned fast_div(const FastDiv& f, unsigned n) {
+    return ((unsigned)(((unsigned long long)n * f.mul) >> 32) + n) >> f.shift;
+}
+
+template <typename T> POOL_DEVICE T pool_sqrt(T v);
+template <> POOL_DEVICE float pool_sqrt<float>(float v) { return sqrtf(v); }
+template <> POOL_DEVICE double pool_sqrt<double>(double v) { return sqrt(v); }
+
+template <typename T> POOL_DEVICE T negative_infinity();
+template <> POOL_DEVICE float negative_infinity<float>() { return __int_as_float(0xff800000u); }
+template <> POOL_DEVICE double negative_infinity<double>() { return __longlong_as_double(0xfff0000000000000ull); }
+
+// The real inputs [lo, hi) of a window starting at `start` (= o·S − P), and their count.
+struct Span {
+    int lo, hi;
+    POOL_DEVICE Span(int start, int k, int size) : lo(start > 0 ? start : 0), hi(start + k < size ? start + k : size) {}
+    POOL_DEVICE int count() const { return hi > lo ? hi - lo : 0; }
+};
+
+#define POOL_GEOMETRY_PARAMS                                                                 \
+    int planes, int D, int H, int W, int OD, int OH, int OW, int KD, int KH, int KW, int SD, \
+        int SH, int SW, int PD, int PH, int PW
+
+// One thread per output element: y (and argmax for max pooling).
+template <typename T, int MODE>
+POOL_DEVICE void pool_forward(const T* __restrict__ x, T* __restrict__ y, int* __restrict__ argmax,
+                              POOL_GEOMETRY_PARAMS) {
+    __shared__ unsigned muls[3], shifts[3];
+    for (int k = threadIdx.x; k < 3; k += blockDim.x) {
+        const FastDiv f = make_fast_div(k == 0 ? OW : k == 1 ? OH : OD);
+        muls[k] = f.mul;
+        shifts[k] = f.shift;
+    }
+    __syncthreads();
+    const FastDiv div_ow{muls[0], shifts[0]}, div_oh{muls[1], shifts[1]}, div_od{muls[2], shifts[2]};
+    const long long total = (long long)planes * OD * OH * OW;
+    const long long stride = (long long)gridDim.x * blockDim.x;
+    for (long long index = (long long)blockIdx.x * blockDim.x + threadIdx.x; index < total; index += stride) {
+        unsigned rest = (unsigned)index;
+        unsigned q = fast_div(div_ow, rest);
+        const int ow = (int)(rest - q * OW);
+        rest = q;
+        q = fast_div(div_oh, rest);
+        const int oh = (int)(rest - q * OH);
+        rest = q;
+        q = fast_div(div_od, rest);
+        const int od = (int)(rest - q * OD);
+        const int plane = (int)q;
+
+        const int d0 = od * SD - PD, h0 = oh * SH - PH, w0 = ow * SW - PW;
+        const Span sd(d0, KD, D), sh(h0, KH, H), sw(w0, KW, W);
+        const T* __restrict__ xp = x + (long long)plane * D * H * W;
+
+        if (MODE == POOL_MAX) {
+            // The first tap, real or padding (−inf), seeds the running maximum; a strictly
+            // greater value, or the first NaN, replaces it (nothing replaces a NaN).
+            bool take = d0 >= 0 && h0 >= 0 && w0 >= 0 && d0 < D && h0 < H && w0 < W;
+            T best = negative_infinity<T>();
+            int arg = -1;
+            for (int d = sd.lo; d < sd.hi; ++d) {
+                for (int h = sh.lo; h < sh.hi; ++h) {
+                    const int row = (d * H + h) * W;
+                    for (int w = sw.lo; w < sw.hi; ++w) {
+                        const T v = xp[row + w];
+                        if (take || v > best) {
+                            best = v;
+                            arg = row + w;
+                            take = false;
+                        } else if (v != v && best == best) {
+                            best = v;
+                            arg = row + w;
+                        }
+                    }
+                }
+            }
+            y[index] = best;
+            argmax[index] = arg;
+        } else {
+            T total_value = T(0);
+            for (int d = sd.lo; d < sd.hi; ++d) {
+                for (int h = sh.lo; h < sh.hi; ++h) {
+                    const int row = (d * H + h) * W;
+                    for (int w = sw.lo; w < sw.hi; ++w) {
+                        const T v = xp[row + w];
+                        total_value += MODE == POOL_L2 ? v * v : v;
+                    }
+                }
+            }
+            const T mean = total_value / T(sd.count() * sh.count() * sw.count());
+            y[index] = MODE == POOL_L2 ? pool_sqrt(mean) : mean;
+        }
+    }
+}
+
+// The windows along one axis that cover padded position a = i + P: o = first, first − 1, ...
+// while o >= 0 and the tap a − o·S < K. Starts at the last window, o = min(a / S, O − 1).
+struct Cover {
+    int first, tap;  // the first window and the tap of the element in it
+    POOL_DEVICE Cover(int a, const FastDiv& div_s, int S, int O) {
+        first = (int)fast_div(div_s, (unsigned)a);
+        tap = a - first * S;
+        if (first > O - 1) {
+            tap += (first - (O - 1)) * S;
+            first = O - 1;
+        }
+    }
+};
+
+// One thread per input element: gx, gathered from the windows that cover it.
+template <typename T, int MODE>
+POOL_DEVICE void pool_backward(const T* __restrict__ gy, const int* __restrict__ argmax, const T* __restrict__ x,
+                               const T* __restrict__ y, T* __restrict__ gx, POOL_GEOMETRY_PARAMS) {
+    __shared__ unsigned muls[6], shifts[6];
+    for (int k = threadIdx.x; k < 6; k += blockDim.x) {
+        const FastDiv f = make_fast_div(k == 0 ? W : k == 1 ? H : k == 2 ? D : k == 3 ? SW : k == 4 ? SH : SD);
+        muls[k] = f.mul;
+        shifts[k] = f.shift;
+    }
+    __syncthreads();
+    const FastDiv div_w{muls[0], shifts[0]}, div_h{muls[1], shifts[1]}, div_d{muls[2], shifts[2]};
+    const FastDiv div_sw{muls[3], shifts[3]}, div_sh{muls[4], shifts[4]}, div_sd{muls[5], shifts[5]};
+    const long long total = (long long)planes * D * H * W;
+    const long long stride = (long long)gridDim.x * blockDim.x;
+    for (long long index = (long long)blockIdx.x * blockDim.x + threadIdx.x; index < total; index += stride) {
+        unsigned rest = (unsigned)index;
+        unsigned q = fast_div(div_w, rest);
+        const int w = (int)(rest - q * W);
+        rest = q;
+        q = fast_div(div_h, rest);
+        const int h = (int)(rest - q * H);
+        rest = q;
+        q = fast_div(div_d, rest);
+        const int d = (int)(rest - q * D);
+        const int plane = (int)q;
+        const int position = (d * H + h) * W + w;
+
+        const Cover cd(d + PD, div_sd, SD, OD), ch(h + PH, div_sh, SH, OH), cw(w + PW, div_sw, SW, OW);
+        const long long plane_base = (long long)plane * OD * OH * OW;
+        T sum = T(0);
+        for (int od = cd.first, td = cd.tap; od >= 0 && td < KD; --od, td += SD) {
+            const int count_d = Span(od * SD - PD, KD, D).count();
+            for (int oh = ch.first, th = ch.tap; oh >= 0 && th < KH; --oh, th += SH) {
+                const int count_dh = count_d * Span(oh * SH - PH, KH, H).count();
+                const long long row = plane_base + ((long long)od * OH + oh) * OW;
+                for (int ow = cw.first, tw = cw.tap; ow >= 0 && tw < KW; --ow, tw += SW) {
+                    const long long o = row + ow;
+                    if (MODE == POOL_MAX) {
+                        if (argmax[o] == position) sum += gy[o];
+                    } else {
+                        const T count = T(count_dh * Span(ow * SW - PW, KW, W).count());
+                        if (MODE == POOL_AVG) {
+                            sum += gy[o] / count;
+                        } else if (y[o] > T(0)) {
+                            sum += gy[o] / (count * y[o]);
+                        }
+                    }
+                }
+            }
+        }
+        gx[index] = MODE == POOL_L2 ? x[index] * sum : sum;
+    }
+}
+
+#define POOL_ENTRIES(SUFFIX, T)                                                                               \
+    extern "C" __global__ void __launch_bounds__(256, 4) pool_max_forward_##SUFFIX(                           \
+        const T* __restrict__ x, T* __restrict__ y, int* __restrict__ argmax, POOL_GEOMETRY_PARAMS) {         \
+        pool_forward<T, POOL_MAX>(x, y, argmax, planes, D, H, W, OD, OH, OW, KD, KH, KW, SD, SH, SW, PD, PH,  \
+                                  PW);                                                                        \
+    }                                                                                                         \
+    extern "C" __global__ void __launch_bounds__(256, 4) pool_avg_forward_##SUFFIX(                           \
+        const T* __restrict__ x, T* __restrict__ y, POOL_GEOMETRY_PARAMS) {                                   \
+        pool_forward<T, POOL_AVG>(x, y, nullptr, planes, D, H, W, OD, OH, OW, KD, KH, KW, SD, SH, SW, PD,     \
+                                  PH, PW);                                                                    \
+    }                                                                                                         \
+    extern "C" __global__ void __launch_bounds__(256, 4) pool_l2_forward_##SUFFIX(                            \
+        const T* __restrict__ x, T* __restrict__ y, POOL_GEOMETRY_PARAMS) {                                   \
+        pool_forward<T, POOL_L2>(x, y, nullptr, planes, D, H, W, OD, OH, OW, KD, KH, KW, SD, SH, SW, PD, PH,  \
+                                 PW);                                                                         \
+    }                                                                                                         \
+    extern "C" __global__ void __launch_bounds__(256, 4) pool_max_backward_##SUFFIX(                          \
+        const T* __restrict__ gy, const int* __restrict__ argmax, T* __restrict__ gx, POOL_GEOMETRY_PARAMS) { \
+        pool_backward<T, POOL_MAX>(gy, argmax, nullptr, nullptr, gx, planes, D, H, W, OD, OH, OW, KD, KH, KW, \
+                                   SD, SH, SW, PD, PH, PW);                                                   \
+    }                                                                                                         \
+    extern "C" __global__ void __launch_bounds__(256, 4) pool_avg_backward_##SUFFIX(                          \
+        const T* __restrict__ gy, T* __restrict__ gx, POOL_GEOMETRY_PARAMS) {                                 \
+        pool_backward<T, POOL_AVG>(gy, nullptr, nullptr, nullptr, gx, planes, D, H, W, OD, OH, OW, KD, KH,    \
+                                   KW, SD, SH, SW, PD, PH, PW);                                               \
+    }                                                                                                         \
+    extern "C" __global__ void __launch_bounds__(256, 4) pool_l2_backward_##SUFFIX(                           \
+        const T* __restrict__ gy, const T* __restrict__ x, const T* __restrict__ y, T* __restrict__ gx,       \
+        POOL_GEOMETRY_PARAMS) {                                                                               \
+        pool_backward<T, POOL_L2>(gy, nullptr, x, y, gx, planes, D, H, W, OD, OH, OW, KD, KH, KW, SD, SH,     \
+                                  SW, PD, PH, PW);                                                            \
+    }
+
+POOL_ENTRIES(f32, float)
+POOL_ENTRIES(f64, double)

@@ -1,0 +1,175 @@
+"""CPU stand-ins for CuPy that record kernel launches instead of running them.
+
+With the ``recorded_launches`` fixture, a CUDA wrapper called on :class:`FakeCudaArray`
+inputs runs all of its Python (dtype and shape dispatch, planning, allocation) and each
+``Kernel.launch`` checks its arguments against the kernel's declared parameters and
+records the launch instead of compiling anything. Outputs are left uninitialised: these
+tests look at which kernels run with which arguments, not at values.
+
+:func:`kernel_entries` lists the ``extern "C"`` entry points of a kernel file after
+macro expansion, with the C preprocessor; :func:`nvcc_report` compiles a file for sm_90
+and returns ptxas' resource report.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from cnnkit import backend
+from cnnkit.cuda import launcher
+
+SM_COUNT = 4
+
+
+class FakeCudaArray(np.ndarray):
+    """A NumPy array that passes for a CuPy array on device 0."""
+
+    @property
+    def device(self):
+        return SimpleNamespace(id=0)
+
+    @property
+    def data(self):
+        return SimpleNamespace(ptr=self.__array_interface__["data"][0])
+
+    def get(self):
+        return np.array(self).view(np.ndarray)
+
+
+def fake(array, dtype=None) -> FakeCudaArray:
+    """``array`` as a :class:`FakeCudaArray` (sharing memory when no conversion is needed)."""
+    return np.asarray(array, dtype=dtype).view(FakeCudaArray)
+
+
+def is_fake(value) -> bool:
+    return isinstance(value, FakeCudaArray)
+
+
+class _DeviceContext:
+    def __init__(self, index=0):
+        self.id = index
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+class _FakeCupy:
+    """The few CuPy functions the wrappers call; everything else is NumPy's (for reference fallbacks)."""
+
+    ndarray = FakeCudaArray
+    cuda = SimpleNamespace(Device=_DeviceContext)
+
+    @staticmethod
+    def asarray(a, dtype=None):
+        return fake(a, dtype)
+
+    @staticmethod
+    def ascontiguousarray(a, dtype=None):
+        return fake(np.ascontiguousarray(a, dtype=dtype))
+
+    @staticmethod
+    def empty(shape, dtype=float):
+        return fake(np.empty(shape, dtype=dtype))
+
+    @staticmethod
+    def empty_like(a, dtype=None):
+        return fake(np.empty(a.shape, dtype=a.dtype if dtype is None else dtype))
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+
+@dataclass
+class Launch:
+    kernel: launcher.Kernel
+    grid: tuple
+    block: tuple
+    args: tuple  # as checked: arrays as given, scalars as NumPy scalars of the declared type
+
+    @property
+    def name(self) -> str:
+        return self.kernel.name
+
+    def arg(self, name: str):
+        return self.args[[p.name for p in self.kernel.params].index(name)]
+
+
+@pytest.fixture
+def recorded_launches(monkeypatch) -> list[Launch]:
+    """Make FakeCudaArray count as a CuPy array and record every kernel launch (checked) in the list."""
+    launches: list[Launch] = []
+    cupy = _FakeCupy()
+    properties = launcher.DeviceProperties(0, "recorder", SM_COUNT, (9, 0), 227 * 1024)
+
+    def record(self, grid, block, args, shared_memory=0):
+        checked = self.check(args, 0, is_device_array=is_fake)
+        grid, block = launcher.check_launch_shape(self.name, grid, block)
+        launches.append(Launch(self, grid, block, checked))
+
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    monkeypatch.setattr(backend, "cupy", lambda: cupy)
+    monkeypatch.setattr(backend, "is_cuda_array", is_fake)
+    monkeypatch.setattr(launcher, "device_properties", lambda index: properties)
+    monkeypatch.setattr(launcher.Kernel, "launch", record)
+    return launches
+
+
+def _preprocessor() -> list[str] | None:
+    for tool in ("cpp", "g++", "clang++"):
+        path = shutil.which(tool)
+        if path:
+            return [path] + (["-E"] if tool != "cpp" else []) + ["-P", "-x", "c++"]
+    return None
+
+
+@lru_cache(maxsize=None)
+def kernel_entries(file_name: str) -> frozenset:
+    """The ``extern "C"`` entry points of ``kernels/<file_name>`` after macro expansion."""
+    command = _preprocessor()
+    if command is None:
+        pytest.skip("no C preprocessor (cpp, g++ or clang++) to expand the kernel macros")
+    neutral = ["-D__global__=", "-D__device__=", "-D__forceinline__=", "-D__shared__=", "-D__restrict__=",
+               "-D__launch_bounds__(...)="]
+    source = launcher.kernel_source_dir() / file_name
+    text = subprocess.run(command + neutral + [str(source)], capture_output=True, text=True, check=True,
+                          timeout=60).stdout
+    return frozenset(re.findall(r'extern\s+"C"\s+void\s+(\w+)\s*\(', text))
+
+
+@dataclass(frozen=True)
+class PtxasReport:
+    entries: frozenset
+    spills: dict  # entry -> (spill store bytes, spill load bytes)
+    log: str
+
+
+@lru_cache(maxsize=None)
+def nvcc_report(file_name: str, arch: str = "sm_90") -> PtxasReport:
+    """Compile ``kernels/<file_name>`` to a cubin with ``nvcc -Xptxas -v`` (skips without nvcc)."""
+    if shutil.which("nvcc") is None:
+        pytest.skip("nvcc is not installed")
+    source = launcher.kernel_source_dir() / file_name
+    result = subprocess.run(["nvcc", "-cubin", f"-arch={arch}", "-Xptxas", "-v", "-o", "/dev/null", str(source)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    entries, spills, current = set(), {}, None
+    for line in result.stderr.splitlines():
+        match = re.search(r"Compiling entry function '(\w+)'", line)
+        if match:
+            current = match.group(1)
+            entries.add(current)
+        match = re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", line)
+        if match and current:
+            spills[current] = (int(match.group(1)), int(match.group(2)))
+    return PtxasReport(frozenset(entries), spills, result.stderr)
