@@ -17,16 +17,17 @@
 //   avg:  y = Σ v / m, m = the number of real values in the window.
 //   l2:   y = sqrt(Σ v² / m).
 //
-// Backward is a gather, one thread per input element: it visits the (few) windows that
-// cover the element, in a fixed order, and writes its gradient once. No atomics, so
-// overlapping windows are summed deterministically.
+// Backward is a gather, one thread per run of four input elements along W: it visits the
+// (few) windows that cover each element, in a fixed order, and writes each gradient once.
+// No atomics, so overlapping windows are summed deterministically.
 //   max:  gx = Σ gy[o] over the covering windows whose argmax is this element
 //   avg:  gx = Σ gy[o] / m_o
 //   l2:   gx = x · Σ gy[o] / (m_o · y[o]), windows with y[o] > 0 only
 //
 // Launch: 1-D grid-stride loops, any grid, blocks of at most 256 threads (the wrapper
-// uses 256 and grid_stride_blocks). __launch_bounds__(256, 4) lets each thread have 64
-// registers: left to itself ptxas squeezes these kernels into 32 and spills. Elements
+// uses 256 and grid_stride_blocks). __launch_bounds__(256, 4) lets each forward thread
+// have 64 registers (left to itself ptxas squeezes these kernels into 32 and spills),
+// (256, 2) each backward thread 128 for its four elements in double. Elements
 // are indexed with 32-bit arithmetic: the caller guarantees planes·D·H·W < 2^31 and
 // planes·OD·OH·OW < 2^31.
 
@@ -171,25 +172,40 @@ struct Cover {
     }
 };
 
-// One thread per input element: gx, gathered from the windows that cover it.
+// Four consecutive T, stored with 16-byte vector stores.
+template <typename T>
+struct alignas(16) Quad {
+    T v[4];
+};
+
+// One thread per run of RUN consecutive input elements of a row (plane, d, h, w0..w0+3):
+// the index decomposition and the windows along D and H are worked out once per run.
+// Each element's gx is gathered from the windows that cover it, in a fixed order.
+// Offsets are 32-bit: every element and output index is below 2^31.
 template <typename T, int MODE>
 POOL_DEVICE void pool_backward(const T* __restrict__ gy, const int* __restrict__ argmax, const T* __restrict__ x,
                                const T* __restrict__ y, T* __restrict__ gx, POOL_GEOMETRY_PARAMS) {
+    constexpr int RUN = 4;
+    const int runs_per_row = (W + RUN - 1) / RUN;
     __shared__ unsigned muls[6], shifts[6];
     for (int k = threadIdx.x; k < 6; k += blockDim.x) {
-        const FastDiv f = make_fast_div(k == 0 ? W : k == 1 ? H : k == 2 ? D : k == 3 ? SW : k == 4 ? SH : SD);
+        const int divisor = k == 0 ? runs_per_row : k == 1 ? H : k == 2 ? D : k == 3 ? SW : k == 4 ? SH : SD;
+        const FastDiv f = make_fast_div(divisor);
         muls[k] = f.mul;
         shifts[k] = f.shift;
     }
     __syncthreads();
-    const FastDiv div_w{muls[0], shifts[0]}, div_h{muls[1], shifts[1]}, div_d{muls[2], shifts[2]};
+    const FastDiv div_runs{muls[0], shifts[0]}, div_h{muls[1], shifts[1]}, div_d{muls[2], shifts[2]};
     const FastDiv div_sw{muls[3], shifts[3]}, div_sh{muls[4], shifts[4]}, div_sd{muls[5], shifts[5]};
-    const long long total = (long long)planes * D * H * W;
+    // Whole runs start 4 elements apart, so with W % 4 == 0 every run is 16-byte aligned.
+    const bool vector = W % RUN == 0 && (reinterpret_cast<unsigned long long>(gx) & 15) == 0 &&
+                        (MODE != POOL_L2 || (reinterpret_cast<unsigned long long>(x) & 15) == 0);
+    const long long total = (long long)planes * D * H * runs_per_row;
     const long long stride = (long long)gridDim.x * blockDim.x;
     for (long long index = (long long)blockIdx.x * blockDim.x + threadIdx.x; index < total; index += stride) {
         unsigned rest = (unsigned)index;
-        unsigned q = fast_div(div_w, rest);
-        const int w = (int)(rest - q * W);
+        unsigned q = fast_div(div_runs, rest);
+        const int w0 = (int)(rest - q * runs_per_row) * RUN;
         rest = q;
         q = fast_div(div_h, rest);
         const int h = (int)(rest - q * H);
@@ -197,66 +213,164 @@ POOL_DEVICE void pool_backward(const T* __restrict__ gy, const int* __restrict__
         q = fast_div(div_d, rest);
         const int d = (int)(rest - q * D);
         const int plane = (int)q;
-        const int position = (d * H + h) * W + w;
+        const int position0 = (d * H + h) * W + w0;  // within the plane
+        const int element0 = plane * D * H * W + position0;
+        const int plane_out = plane * OD * OH * OW;
 
-        const Cover cd(d + PD, div_sd, SD, OD), ch(h + PH, div_sh, SH, OH), cw(w + PW, div_sw, SW, OW);
-        const long long plane_base = (long long)plane * OD * OH * OW;
-        T sum = T(0);
+        const Cover cd(d + PD, div_sd, SD, OD), ch(h + PH, div_sh, SH, OH);
+        int first_w[RUN], tap_w[RUN];
+#pragma unroll
+        for (int k = 0; k < RUN; ++k) {
+            const Cover cw(w0 + k + PW, div_sw, SW, OW);
+            first_w[k] = w0 + k < W ? cw.first : -1;  // no windows for elements past the row's end
+            tap_w[k] = cw.tap;
+        }
+        T sum[RUN];
+#pragma unroll
+        for (int k = 0; k < RUN; ++k) sum[k] = T(0);
         for (int od = cd.first, td = cd.tap; od >= 0 && td < KD; --od, td += SD) {
             const int count_d = Span(od * SD - PD, KD, D).count();
             for (int oh = ch.first, th = ch.tap; oh >= 0 && th < KH; --oh, th += SH) {
                 const int count_dh = count_d * Span(oh * SH - PH, KH, H).count();
-                const long long row = plane_base + ((long long)od * OH + oh) * OW;
-                for (int ow = cw.first, tw = cw.tap; ow >= 0 && tw < KW; --ow, tw += SW) {
-                    const long long o = row + ow;
-                    if (MODE == POOL_MAX) {
-                        if (argmax[o] == position) sum += gy[o];
-                    } else {
-                        const T count = T(count_dh * Span(ow * SW - PW, KW, W).count());
-                        if (MODE == POOL_AVG) {
-                            sum += gy[o] / count;
-                        } else if (y[o] > T(0)) {
-                            sum += gy[o] / (count * y[o]);
+                const int row = plane_out + (od * OH + oh) * OW;
+#pragma unroll
+                for (int k = 0; k < RUN; ++k) {
+                    for (int ow = first_w[k], tw = tap_w[k]; ow >= 0 && tw < KW; --ow, tw += SW) {
+                        const int o = row + ow;
+                        if (MODE == POOL_MAX) {
+                            if (argmax[o] == position0 + k) sum[k] += gy[o];
+                        } else {
+                            const T count = T(count_dh * Span(ow * SW - PW, KW, W).count());
+                            if (MODE == POOL_AVG) {
+                                sum[k] += gy[o] / count;
+                            } else if (y[o] > T(0)) {
+                                sum[k] += gy[o] / (count * y[o]);
+                            }
                         }
                     }
                 }
             }
         }
-        gx[index] = MODE == POOL_L2 ? x[index] * sum : sum;
+        if (vector) {
+            Quad<T> out;
+            if (MODE == POOL_L2) {
+                const Quad<T> in = *reinterpret_cast<const Quad<T>*>(x + element0);
+#pragma unroll
+                for (int k = 0; k < RUN; ++k) out.v[k] = in.v[k] * sum[k];
+            } else {
+#pragma unroll
+                for (int k = 0; k < RUN; ++k) out.v[k] = sum[k];
+            }
+            *reinterpret_cast<Quad<T>*>(gx + element0) = out;
+        } else {
+#pragma unroll
+            for (int k = 0; k < RUN; ++k) {
+                if (w0 + k < W) gx[element0 + k] = MODE == POOL_L2 ? x[element0 + k] * sum[k] : sum[k];
+            }
+        }
     }
 }
 
-#define POOL_ENTRIES(SUFFIX, T)                                                                               \
-    extern "C" __global__ void __launch_bounds__(256, 4) pool_max_forward_##SUFFIX(                           \
-        const T* __restrict__ x, T* __restrict__ y, int* __restrict__ argmax, POOL_GEOMETRY_PARAMS) {         \
-        pool_forward<T, POOL_MAX>(x, y, argmax, planes, D, H, W, OD, OH, OW, KD, KH, KW, SD, SH, SW, PD, PH,  \
-                                  PW);                                                                        \
-    }                                                                                                         \
-    extern "C" __global__ void __launch_bounds__(256, 4) pool_avg_forward_##SUFFIX(                           \
-        const T* __restrict__ x, T* __restrict__ y, POOL_GEOMETRY_PARAMS) {                                   \
-        pool_forward<T, POOL_AVG>(x, y, nullptr, planes, D, H, W, OD, OH, OW, KD, KH, KW, SD, SH, SW, PD,     \
-                                  PH, PW);                                                                    \
-    }                                                                                                         \
-    extern "C" __global__ void __launch_bounds__(256, 4) pool_l2_forward_##SUFFIX(                            \
-        const T* __restrict__ x, T* __restrict__ y, POOL_GEOMETRY_PARAMS) {                                   \
-        pool_forward<T, POOL_L2>(x, y, nullptr, planes, D, H, W, OD, OH, OW, KD, KH, KW, SD, SH, SW, PD, PH,  \
-                                 PW);                                                                         \
-    }                                                                                                         \
-    extern "C" __global__ void __launch_bounds__(256, 4) pool_max_backward_##SUFFIX(                          \
-        const T* __restrict__ gy, const int* __restrict__ argmax, T* __restrict__ gx, POOL_GEOMETRY_PARAMS) { \
-        pool_backward<T, POOL_MAX>(gy, argmax, nullptr, nullptr, gx, planes, D, H, W, OD, OH, OW, KD, KH, KW, \
-                                   SD, SH, SW, PD, PH, PW);                                                   \
-    }                                                                                                         \
-    extern "C" __global__ void __launch_bounds__(256, 4) pool_avg_backward_##SUFFIX(                          \
-        const T* __restrict__ gy, T* __restrict__ gx, POOL_GEOMETRY_PARAMS) {                                 \
-        pool_backward<T, POOL_AVG>(gy, nullptr, nullptr, nullptr, gx, planes, D, H, W, OD, OH, OW, KD, KH,    \
-                                   KW, SD, SH, SW, PD, PH, PW);                                               \
-    }                                                                                                         \
-    extern "C" __global__ void __launch_bounds__(256, 4) pool_l2_backward_##SUFFIX(                           \
-        const T* __restrict__ gy, const T* __restrict__ x, const T* __restrict__ y, T* __restrict__ gx,       \
-        POOL_GEOMETRY_PARAMS) {                                                                               \
-        pool_backward<T, POOL_L2>(gy, nullptr, x, y, gx, planes, D, H, W, OD, OH, OW, KD, KH, KW, SD, SH,     \
-                                  SW, PD, PH, PW);                                                            \
+// Backward for exactly tiled windows (window = stride on every axis, no padding, each size
+// = O·K): the windows partition the input, so one thread per window writes all of its
+// elements, with no search: the gradient at the arg-max and 0 elsewhere (max), gy / m
+// (avg), x · gy / (m · y) or 0 where y = 0 (l2). Consecutive threads write consecutive
+// pieces of each row: coalesced.
+template <typename T, int MODE>
+POOL_DEVICE void pool_backward_tiled(const T* __restrict__ gy, const int* __restrict__ argmax,
+                                     const T* __restrict__ x, const T* __restrict__ y, T* __restrict__ gx,
+                                     POOL_GEOMETRY_PARAMS) {
+    __shared__ unsigned muls[3], shifts[3];
+    for (int k = threadIdx.x; k < 3; k += blockDim.x) {
+        const FastDiv f = make_fast_div(k == 0 ? OW : k == 1 ? OH : OD);
+        muls[k] = f.mul;
+        shifts[k] = f.shift;
+    }
+    __syncthreads();
+    const FastDiv div_ow{muls[0], shifts[0]}, div_oh{muls[1], shifts[1]}, div_od{muls[2], shifts[2]};
+    const T count = T(KD * KH * KW);
+    const long long total = (long long)planes * OD * OH * OW;
+    const long long stride = (long long)gridDim.x * blockDim.x;
+    for (long long index = (long long)blockIdx.x * blockDim.x + threadIdx.x; index < total; index += stride) {
+        const int o = (int)index;
+        unsigned rest = (unsigned)o;
+        unsigned q = fast_div(div_ow, rest);
+        const int ow = (int)(rest - q * OW);
+        rest = q;
+        q = fast_div(div_oh, rest);
+        const int oh = (int)(rest - q * OH);
+        rest = q;
+        q = fast_div(div_od, rest);
+        const int od = (int)(rest - q * OD);
+        const int plane = (int)q;
+
+        const T g = gy[o];
+        const int arg = MODE == POOL_MAX ? argmax[o] : 0;
+        T value = g / count;  // avg: every element's share
+        if (MODE == POOL_L2) value = y[o] > T(0) ? g / (count * y[o]) : T(0);
+        const int base = plane * D * H * W;
+        for (int kd = 0; kd < KD; ++kd) {
+            for (int kh = 0; kh < KH; ++kh) {
+                const int row = ((od * KD + kd) * H + oh * KH + kh) * W + ow * KW;
+                for (int kw = 0; kw < KW; ++kw) {
+                    const int position = row + kw;
+                    T v = value;
+                    if (MODE == POOL_MAX) v = position == arg ? g : T(0);
+                    if (MODE == POOL_L2) v = x[base + position] * value;
+                    gx[base + position] = v;
+                }
+            }
+        }
+    }
+}
+
+#define POOL_ENTRIES(SUFFIX, T)                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 4) pool_max_forward_##SUFFIX(                              \
+        const T* __restrict__ x, T* __restrict__ y, int* __restrict__ argmax, POOL_GEOMETRY_PARAMS) {            \
+        pool_forward<T, POOL_MAX>(x, y, argmax, planes, D, H, W, OD, OH, OW, KD, KH, KW, SD, SH, SW, PD, PH,     \
+                                  PW);                                                                           \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(256, 4) pool_avg_forward_##SUFFIX(                              \
+        const T* __restrict__ x, T* __restrict__ y, POOL_GEOMETRY_PARAMS) {                                      \
+        pool_forward<T, POOL_AVG>(x, y, nullptr, planes, D, H, W, OD, OH, OW, KD, KH, KW, SD, SH, SW, PD,        \
+                                  PH, PW);                                                                       \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(256, 4) pool_l2_forward_##SUFFIX(                               \
+        const T* __restrict__ x, T* __restrict__ y, POOL_GEOMETRY_PARAMS) {                                      \
+        pool_forward<T, POOL_L2>(x, y, nullptr, planes, D, H, W, OD, OH, OW, KD, KH, KW, SD, SH, SW, PD, PH,     \
+                                 PW);                                                                            \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(256, 2) pool_max_backward_##SUFFIX(                             \
+        const T* __restrict__ gy, const int* __restrict__ argmax, T* __restrict__ gx, POOL_GEOMETRY_PARAMS) {    \
+        pool_backward<T, POOL_MAX>(gy, argmax, nullptr, nullptr, gx, planes, D, H, W, OD, OH, OW, KD, KH, KW,    \
+                                   SD, SH, SW, PD, PH, PW);                                                      \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(256, 2) pool_avg_backward_##SUFFIX(                             \
+        const T* __restrict__ gy, T* __restrict__ gx, POOL_GEOMETRY_PARAMS) {                                    \
+        pool_backward<T, POOL_AVG>(gy, nullptr, nullptr, nullptr, gx, planes, D, H, W, OD, OH, OW, KD, KH,       \
+                                   KW, SD, SH, SW, PD, PH, PW);                                                  \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(256, 2) pool_l2_backward_##SUFFIX(                              \
+        const T* __restrict__ gy, const T* __restrict__ x, const T* __restrict__ y, T* __restrict__ gx,          \
+        POOL_GEOMETRY_PARAMS) {                                                                                  \
+        pool_backward<T, POOL_L2>(gy, nullptr, x, y, gx, planes, D, H, W, OD, OH, OW, KD, KH, KW, SD, SH,        \
+                                  SW, PD, PH, PW);                                                               \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(256, 4) pool_max_backward_tiled_##SUFFIX(                       \
+        const T* __restrict__ gy, const int* __restrict__ argmax, T* __restrict__ gx, POOL_GEOMETRY_PARAMS) {    \
+        pool_backward_tiled<T, POOL_MAX>(gy, argmax, nullptr, nullptr, gx, planes, D, H, W, OD, OH, OW, KD, KH,  \
+                                         KW, SD, SH, SW, PD, PH, PW);                                            \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(256, 4) pool_avg_backward_tiled_##SUFFIX(                       \
+        const T* __restrict__ gy, T* __restrict__ gx, POOL_GEOMETRY_PARAMS) {                                    \
+        pool_backward_tiled<T, POOL_AVG>(gy, nullptr, nullptr, nullptr, gx, planes, D, H, W, OD, OH, OW, KD, KH, \
+                                         KW, SD, SH, SW, PD, PH, PW);                                            \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(256, 4) pool_l2_backward_tiled_##SUFFIX(                        \
+        const T* __restrict__ gy, const T* __restrict__ x, const T* __restrict__ y, T* __restrict__ gx,          \
+        POOL_GEOMETRY_PARAMS) {                                                                                  \
+        pool_backward_tiled<T, POOL_L2>(gy, nullptr, x, y, gx, planes, D, H, W, OD, OH, OW, KD, KH, KW, SD, SH,  \
+                                        SW, PD, PH, PW);                                                         \
     }
 
 POOL_ENTRIES(f32, float)

@@ -8,8 +8,11 @@ input with D = 1 and a 1-D input with D = H = 1.
   each window's first maximum (its first NaN, if any) within its (D, H, W) plane; the
   NumPy reference saves the padded input and y and finds the maxima again. Each
   backend's backward reads only its own forward's ``saved``.
-- Backward gathers: one thread per input element adds the gradients of the windows that
-  cover it, so overlapping windows need no atomics and the result is deterministic.
+- Backward gathers: one thread per run of four input elements along W adds, for each,
+  the gradients of the windows that cover it, so overlapping windows need no atomics
+  and the result is deterministic. When the windows tile the input exactly (window =
+  stride, no padding, e.g. 2×2 stride 2 on even sizes) one thread per window writes
+  its elements instead, which needs no search at all.
 - Average and L2 pooling divide by the number of real (unpadded) values in each window,
   exactly as the reference.
 - float32 and float64 run on the kernels; other dtypes, dilated windows, empty arrays
@@ -29,6 +32,7 @@ from ..registry import CUDA, register
 from .launcher import Array, Kernel, Scalar, grid_stride_blocks
 
 THREADS = 256
+BACKWARD_RUN = 4  # consecutive elements along W per backward thread (RUN in pool.cu)
 _SUFFIXES = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 # The kernels index elements with 32-bit arithmetic.
 _MAX_ELEMENTS = 2**31 - 1
@@ -38,6 +42,7 @@ _GEOMETRY_PARAMS = tuple(Scalar(name, "int32", low=0 if name.startswith("P") els
 
 
 def _declare(direction: str, mode: str, suffix: str) -> Kernel:
+    """direction: "forward", "backward" (the gather) or "backward_tiled" (exactly tiled windows)."""
     dtype = {"f32": "float32", "f64": "float64"}[suffix]
     if direction == "forward":
         arrays = [Array("x", dtype), Array("y", dtype)] + ([Array("argmax", "int32")] if mode == "max" else [])
@@ -51,7 +56,8 @@ def _declare(direction: str, mode: str, suffix: str) -> Kernel:
 
 
 KERNELS = {(direction, mode, suffix): _declare(direction, mode, suffix)
-           for direction in ("forward", "backward") for mode in POOL_MODES for suffix in ("f32", "f64")}
+           for direction in ("forward", "backward", "backward_tiled") for mode in POOL_MODES
+           for suffix in ("f32", "f64")}
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,12 @@ def pool_dims(input_shape: tuple, geometry: WindowGeometry) -> tuple[int, ...]:
     before = (0,) * lead + tuple(b for b, _ in geometry.padding)
     planes = input_shape[0] * input_shape[1]
     return (planes,) + spatial + output + window + stride + before
+
+
+def tiles_exactly(input_shape: tuple, geometry: WindowGeometry) -> bool:
+    """True when the windows partition the input: window = stride, no padding, each size a multiple."""
+    return not geometry.is_padded and all(
+        k == s and size % k == 0 for k, s, size in zip(geometry.window, geometry.stride, input_shape[2:]))
 
 
 def runs_on_kernels(dtype, input_shape: tuple, geometry: WindowGeometry) -> bool:
@@ -158,8 +170,12 @@ def pool_backward(gy, saved, input_shape: tuple, mode: str, geometry: WindowGeom
     with cupy.cuda.Device(gy.device.id):
         gy = cupy.ascontiguousarray(gy, dtype=saved.dtype)
         gx = cupy.empty(tuple(input_shape), dtype=saved.dtype)
-        kernel = KERNELS["backward", mode, _SUFFIXES[gx.dtype]]
         dims = pool_dims(tuple(input_shape), geometry)
         arrays = {"max": (gy, saved.argmax, gx), "avg": (gy, gx), "l2": (gy, saved.x, saved.y, gx)}[mode]
-        _launch(kernel, gx.size, gy.device.id, arrays + dims)
+        if tiles_exactly(tuple(input_shape), geometry):  # one thread per window
+            _launch(KERNELS["backward_tiled", mode, _SUFFIXES[gx.dtype]], gy.size, gy.device.id, arrays + dims)
+            return gx
+        W = dims[3]
+        runs = gx.size // W * -(-W // BACKWARD_RUN)  # one thread per run of 4 elements of a row
+        _launch(KERNELS["backward", mode, _SUFFIXES[gx.dtype]], runs, gy.device.id, arrays + dims)
         return gx

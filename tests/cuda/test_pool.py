@@ -32,7 +32,9 @@ CASES = [
     ((1, 130, 9, 9), 3, 1, 1),
     ((1, 1, 33, 47), (5, 4), (3, 2), "valid"),
     ((4, 8, 28, 28), 2, None, "valid"),
+    ((2, 3, 14, 6), (2, 3), None, "valid"),
     ((2, 2, 4, 5, 6), 2, None, "same"),
+    ((1, 2, 6, 9, 4), (2, 3, 1), None, "valid"),
     ((1, 1, 5, 6, 7), 3, 2, 1),
 ]
 
@@ -90,6 +92,16 @@ def test_every_launch_names_a_kernel_of_pool_cu_with_checked_arguments(recorded_
         assert all(forward.arg(name) == value for name, value in dims.items())
         assert forward.grid[0] * forward.block[0] >= 1 and forward.block == (256, 1, 1)
     assert len(recorded_launches) == 10
+
+
+def test_exactly_tiled_windows_take_the_one_thread_per_window_backward(recorded_launches):
+    for case, tiled in [(CASES[8], True), (CASES[9], True), (CASES[11], True), (CASES[0], False),
+                        (CASES[3], False), (CASES[10], False)]:
+        geometry = geometry_of(case)
+        assert cuda_pool.tiles_exactly(case[0], geometry) == tiled
+        y, saved = cuda_pool.pool_forward(fake(np.ones(case[0]), np.float32), "avg", geometry)
+        cuda_pool.pool_backward(fake(np.ones(y.shape), np.float32), saved, case[0], "avg", geometry)
+        assert recorded_launches[-1].name == ("pool_avg_backward_tiled_f32" if tiled else "pool_avg_backward_f32")
 
 
 def test_max_pooling_saves_int32_indices_for_its_backward(recorded_launches):
@@ -181,10 +193,27 @@ def test_forward_and_backward_match_the_reference(rng, case, mode, dtype):
 
 
 @on_gpu
+@pytest.mark.parametrize("mode", MODES)
+def test_misaligned_inputs_take_the_scalar_path(rng, mode):
+    cupy = backend.cupy()
+    x = rng.standard_normal((2, 3, 6, 8))
+    flat = cupy.empty(x.size + 1)
+    x_view = flat[1:].reshape(x.shape)  # contiguous, 8 bytes past 16-byte alignment
+    x_view[...] = cupy.asarray(x)
+    geometry = make_geometry(2, 3, 1, 1, 1, (6, 8))
+    gy = rng.standard_normal(x.shape)
+    y, saved = cuda_pool.pool_forward(x_view, mode, geometry)
+    gx = cuda_pool.pool_backward(cupy.asarray(gy), saved, x.shape, mode, geometry)
+    want_y, want_gx = reference(x, gy, mode, geometry)
+    np.testing.assert_allclose(backend.to_numpy(y), want_y, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(gx), want_gx, rtol=1e-12, atol=1e-12)
+
+
+@on_gpu
 def test_max_pool_ties_send_the_gradient_to_the_first_maximum(rng):
-    x = rng.integers(0, 3, (2, 3, 9, 10)).astype(np.float32)  # many ties
-    for geometry in (make_geometry(2, 3, 2, "same", 1, (9, 10)), make_geometry(2, 2, 2, "valid", 1, (9, 10))):
-        gy = rng.standard_normal(x.shape[:2] + geometry.output_size((9, 10))).astype(np.float32)
+    x = rng.integers(0, 3, (2, 3, 8, 10)).astype(np.float32)  # many ties
+    for geometry in (make_geometry(2, 3, 2, "same", 1, (8, 10)), make_geometry(2, 2, 2, "valid", 1, (8, 10))):
+        gy = rng.standard_normal(x.shape[:2] + geometry.output_size((8, 10))).astype(np.float32)
         y, gx = forward_and_backward(x, gy, "max", geometry)
         want_y, want_gx = reference(x, gy, "max", geometry)
         np.testing.assert_array_equal(y, want_y)
@@ -192,16 +221,17 @@ def test_max_pool_ties_send_the_gradient_to_the_first_maximum(rng):
 
 
 @on_gpu
-def test_max_pool_propagates_nan_and_keeps_the_reference_arg_max(rng):
-    x = rng.standard_normal((1, 2, 7, 7)).astype(np.float32)
-    x[0, 0, 1, 1] = x[0, 1, 4, 3] = x[0, 1, 6, 6] = np.nan
+@pytest.mark.parametrize("size,strides,padding,nan_outputs", [(3, 2, 1, 7), (2, 2, "valid", 3)])
+def test_max_pool_propagates_nan_and_routes_the_gradient_as_the_reference(rng, size, strides, padding, nan_outputs):
+    x = rng.standard_normal((1, 2, 8, 8)).astype(np.float32)
+    x[0, 0, 1, 1] = x[0, 1, 4, 3] = x[0, 1, 6, 6] = x[0, 1, 6, 7] = np.nan
     x[0, 1, 0, :] = -np.inf
-    geometry = make_geometry(2, 3, 2, 1, 1, (7, 7))
-    gy = rng.standard_normal((1, 2) + geometry.output_size((7, 7))).astype(np.float32)
+    geometry = make_geometry(2, size, strides, padding, 1, (8, 8))
+    gy = rng.standard_normal((1, 2) + geometry.output_size((8, 8))).astype(np.float32)
     y, gx = forward_and_backward(x, gy, "max", geometry)
     want_y, want_gx = reference(x, gy, "max", geometry)
     np.testing.assert_array_equal(np.isnan(y), np.isnan(want_y))
-    assert np.isnan(y).sum() == 7
+    assert np.isnan(y).sum() == nan_outputs
     np.testing.assert_allclose(y, want_y)
     np.testing.assert_allclose(gx, want_gx, rtol=1e-6, atol=1e-6)
 
