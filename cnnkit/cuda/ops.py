@@ -2,6 +2,7 @@
 
 The registry imports this module the first time an op runs on CuPy arrays.
 """
+from . import conv  # noqa: F401
 from . import elementwise  # noqa: F401
 from . import gemm  # noqa: F401
 from . import optim  # noqa: F401
