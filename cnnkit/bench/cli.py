@@ -175,12 +175,15 @@ def _precompile() -> dict:
     return {"kernel_cache": str(cache), "cache_had_files": warm, "files": compiled}
 
 
-def _open_telemetry(bench: BenchDevice, device_info: dict) -> tuple[TelemetrySampler | None, dict]:
+def _start_telemetry(bench: BenchDevice, device_info: dict, stack: ExitStack) -> tuple[TelemetrySampler | None, dict]:
+    """An NVML sampler running until ``stack`` closes, or None and the reason NVML is unavailable."""
     try:
         nvml = Nvml(bench.device.index, device_info.get("pci_bus_id"))
     except NvmlUnavailable as error:
         return None, {"available": False, "reason": str(error)}
-    return TelemetrySampler(nvml.sample), {"available": True, "static": nvml.static_info()}
+    stack.callback(nvml.close)
+    sampler = stack.enter_context(TelemetrySampler(nvml.sample))
+    return sampler, {"available": True, "interval_s": sampler.interval_s}
 
 
 def _suite_results(name: str, bench: BenchDevice, plan: Plan, options: Options, peak, copy_gbps):
@@ -214,9 +217,7 @@ def run_device(spec: str, options: Options, gpu_info: dict | None, log: Callable
             section["kernels"] = options.kernels
             if options.kernels == "cuda":
                 section["compile"] = _precompile()
-            sampler, telemetry = _open_telemetry(bench, gpu_info)
-            if sampler is not None:
-                stack.enter_context(sampler)
+            sampler, telemetry = _start_telemetry(bench, gpu_info, stack)
         started = time.perf_counter()
         copy_gbps = None
         try:
@@ -253,7 +254,11 @@ def run_benchmarks(options: Options, devices: list[str], log: Callable[[str], No
         "devices": {}, "telemetry": {}, "results": [],
     }
     for spec in devices:
-        results, section, telemetry = run_device(spec, options, document["hardware"].get("gpu"), log)
+        try:
+            results, section, telemetry = run_device(spec, options, document["hardware"].get("gpu"), log)
+        except Exception as error:  # outside any case (device set-up): reported, and the other device still runs
+            log(f"  {spec}: FAILED ({type(error).__name__}: {error})")
+            results, section, telemetry = [], {"description": spec, "error": f"{type(error).__name__}: {error}"}, None
         document["results"] += results
         document["devices"][spec] = section
         if telemetry is not None:

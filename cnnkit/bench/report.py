@@ -58,9 +58,10 @@ def summarize(results: Iterable[dict]) -> dict:
 
 
 def something_failed(document: dict) -> bool:
-    """True when a case or a reference failed (absent references and skipped cases are not failures)."""
+    """True when a device, a case or a reference failed (absent references and skipped cases are not failures)."""
     summary = summarize(document["results"])
-    return bool(summary["failed"] or summary["references_failed"])
+    device_failed = any("error" in device for device in document.get("devices", {}).values())
+    return bool(summary["failed"] or summary["references_failed"] or device_failed)
 
 
 # ---------------------------------------------------------------- formatting
@@ -156,12 +157,13 @@ def _rows(results: list[dict], notes: _Notes) -> list[list[str]]:
     return rows
 
 
-def _render(header: list[str], rows: list[list[str]], markdown: bool) -> list[str]:
+def _render(header: list[str], rows: list[list[str]], markdown: bool, numeric: set[int]) -> list[str]:
+    """A table as Markdown, or as aligned text with the ``numeric`` columns right-justified."""
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
         return lines + ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows]
     widths = [max(len(row[i]) for row in [header] + rows) for i in range(len(header))]
-    numeric = {3, 4, 5, 6, 7, 8, 11, 12, 13}
+
     def line(row):
         return "  ".join(cell.rjust(width) if i in numeric else cell.ljust(width)
                          for i, (cell, width) in enumerate(zip(row, widths))).rstrip()
@@ -183,7 +185,7 @@ def format_tables(document: dict, markdown: bool = False) -> str:
         lines += ["", f"{heading}{SUITE_TITLES.get(suite, suite)} on {device} ({description})", ""]
         header = ["case", "shape", "ours", "ms", "IQR", "n", unit, "% peak", "1st call ms", "check",
                   "reference", "ref ms", f"ref {unit}", "ours/ref"]
-        lines += _render(header, _rows(results, notes), markdown)
+        lines += _render(header, _rows(results, notes), markdown, numeric={3, 4, 5, 6, 7, 8, 11, 12, 13})
         peak_names = sorted({result["peaks"][0]["name"] + f" = {format_rate(result['peaks'][0]['value'])} {unit}"
                              for result in results if result["peaks"]})
         lines.append("")
@@ -196,7 +198,7 @@ def format_tables(document: dict, markdown: bool = False) -> str:
         lines += _render(["case", "CPU shape", "GPU shape", "CPU", "GPU", "unit", "GPU/CPU"],
                          [[row["case"], row["cpu_shape"], row["gpu_shape"], format_rate(row["cpu_throughput"]),
                            format_rate(row["gpu_throughput"]), row["unit"], f"{row['speedup']:.1f}x"]
-                          for row in rows], markdown)
+                          for row in rows], markdown, numeric={3, 4, 6})
     if notes.texts:
         lines += ["", "Notes:"] + notes.lines()
     summary = summarize(document["results"])
@@ -211,6 +213,8 @@ def _device_lines(document: dict, heading: str) -> list[str]:
     lines = []
     for name, device in document.get("devices", {}).items():
         lines.append(f"{heading}{name}: {device.get('description', '')}")
+        if device.get("error"):
+            lines.append(f"- FAILED before any case ran: {_one_line(device['error'])}")
         copy = device.get("copy_bandwidth")
         if copy:
             lines.append(f"- copy bandwidth: {copy['gbps']:,.1f} GB/s (copying {copy['buffer_bytes'] / 2**20:,.0f} "

@@ -72,6 +72,13 @@ def test_an_absent_reference_alone_is_not_a_failure(document):
     assert not report.something_failed(document)
 
 
+def test_a_device_that_failed_to_start_is_a_failure(document):
+    document["results"] = [document["results"][0]]
+    document["devices"]["cuda:0"] = {"description": "cuda:0", "error": "CUDARuntimeError: no kernel image"}
+    assert report.something_failed(document)
+    assert "FAILED before any case ran: CUDARuntimeError: no kernel image" in report.format_tables(document)
+
+
 def test_speedups_match_cases_by_key(document):
     (row,) = document["speedups"]
     assert row["key"] == "gemm fp32 64"

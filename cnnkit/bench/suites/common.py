@@ -20,8 +20,8 @@ def ours(ops: tuple[str, ...], device: BenchDevice) -> tuple[str, dict]:
     for op in ops:
         function = registry.lookup(op, device.is_cuda)
         functions[op] = f"{function.__module__}.{function.__qualname__}"
-        kinds[op] = "cuda" if device.is_cuda and registry.cuda_kernels_enabled() and registry.has_cuda_kernel(op) \
-            else "reference"
+        runs_kernel = device.is_cuda and registry.cuda_kernels_enabled() and registry.has_cuda_kernel(op)
+        kinds[op] = "cuda" if runs_kernel else "reference"
     if not device.is_cuda:
         name = "cnnkit NumPy"
     elif set(kinds.values()) == {"cuda"}:
