@@ -45,11 +45,6 @@ def col2im(cols, input_shape: tuple, geometry: WindowGeometry):
     return geometry.crop(padded)
 
 
-def _grouped(array, groups: int):
-    """(N, C, ...) -> (N, groups, C / groups · ..., out) view for the batched GEMMs."""
-    return array.reshape(array.shape[0], groups, -1, array.shape[-1])
-
-
 @register("conv_forward")
 def conv_forward_reference(x, W, b, geometry: WindowGeometry, groups: int):
     """Reference convolution forward.
@@ -92,10 +87,13 @@ def conv_backward_data_reference(gy, W, input_shape: tuple, geometry: WindowGeom
 def conv_backward_filter_reference(gy, x, saved, W_shape: tuple, geometry: WindowGeometry, groups: int):
     """Reference weight gradient: gW = Σ_n gy_n · cols_nᵀ, shape ``W_shape``.
 
-    ``saved`` is the im2col matrix that :func:`conv_forward_reference` returned.
+    ``saved`` is the im2col matrix that :func:`conv_forward_reference` returned, or None
+    (a forward computed elsewhere), in which case it is rebuilt from x.
     """
     xp = backend.get_array_module(gy)
     N, F = gy.shape[0], gy.shape[1]
+    if saved is None:
+        saved = im2col(x, geometry).reshape(N, groups, -1, math.prod(gy.shape[2:]))
     gy_g = gy.reshape(N, groups, F // groups, -1)
     gW = xp.matmul(gy_g, saved.swapaxes(-1, -2)).sum(axis=0)
     return gW.reshape(W_shape)

@@ -107,3 +107,14 @@ def test_bad_configurations_explain_themselves(x_shape, W_shape, kwargs, message
 def test_dtype_mismatch_is_an_error():
     with pytest.raises(TypeError, match="input dtype float32 differs from weight dtype float64"):
         conv2d(tensor(np.zeros((1, 1, 3, 3), np.float32)), tensor(np.zeros((1, 1, 3, 3))))
+
+
+def test_filter_gradient_rebuilds_its_columns_when_the_forward_saved_none(rng):
+    from cnnkit.ops.conv import conv_backward_filter_reference, conv_forward_reference
+    from cnnkit.ops.window import make_geometry
+    x, W = rng.standard_normal((2, 4, 6, 5)), rng.standard_normal((6, 2, 3, 3))
+    geometry = make_geometry(2, (3, 3), 2, "same", 1, x.shape[2:])
+    y, saved = conv_forward_reference(x, W, None, geometry, 2)
+    gy = rng.standard_normal(y.shape)
+    np.testing.assert_allclose(conv_backward_filter_reference(gy, x, None, W.shape, geometry, 2),
+                               conv_backward_filter_reference(gy, x, saved, W.shape, geometry, 2))
