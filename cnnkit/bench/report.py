@@ -269,13 +269,14 @@ def _slug(text: str) -> str:
 
 
 def result_file_name(document: dict, device: str) -> str:
-    """``<date>-<gpu name or cpu model and cores>-<cpu|gpu>.json``."""
+    """``<date>-<gpu name or cpu model and cores>-<cpu|gpu>[-quick].json``."""
     date = document["date"][:10]
     hardware = document["hardware"]
+    quick = "-quick" if document.get("options", {}).get("quick") else ""
     if device == "cpu":
         cpu = hardware["cpu"]
-        return f"{date}-{_slug(cpu['model'])}-{cpu['usable_cores']}core-cpu.json"
-    return f"{date}-{_slug(hardware['gpu']['name'])}-gpu.json"
+        return f"{date}-{_slug(cpu['model'])}-{cpu['usable_cores']}core-cpu{quick}.json"
+    return f"{date}-{_slug(hardware['gpu']['name'])}-gpu{quick}.json"
 
 
 def split_by_device(document: dict) -> dict[str, dict]:

@@ -124,6 +124,8 @@ def test_json_to_a_folder_writes_one_named_file_per_device(document, tmp_path):
     assert cpu["summary"]["failed"] == 2
     again = report.write_json(document, folder)
     assert again[0].name == "2026-11-23-amd-epyc-2core-cpu-2.json"  # never overwrites
+    document["options"] = {"quick": True}
+    assert report.result_file_name(document, "cpu") == "2026-11-23-amd-epyc-2core-cpu-quick.json"
     merged = report.load_json(paths)
     assert len(merged["results"]) == 5 and merged["speedups"][0]["speedup"] == pytest.approx(20.0)
 
