@@ -100,13 +100,12 @@ def _cmd_kernels(args) -> int:
     from . import registry
     if args.precompile:
         from .cuda import launcher
-        failures = 0
-        for name, error in launcher.precompile_all().items():
-            print(f"{name}: {'ok' if error is None else 'FAILED'}")
-            if error is not None:
-                failures += 1
-                print(error)
-        return 1 if failures else 0
+        results = launcher.precompile_all()
+        for result in results:
+            print(f"{result.file_name}: {'ok' if result.ok else 'FAILED'} ({result.seconds:.1f} s)")
+            if not result.ok:
+                print(result.message)
+        return 0 if all(result.ok for result in results) else 1
     for op, backends in registry.registered_ops().items():
         print(f"{op:28s} {', '.join(backends)}")
     return 0
