@@ -144,3 +144,22 @@ def test_manual_seed_makes_draws_repeat():
     first = cnnkit.backend.draw_seed()
     cnnkit.manual_seed(7)
     assert cnnkit.backend.draw_seed() == first
+
+
+@pytest.mark.gpu
+def test_an_op_on_tensors_from_two_devices_is_refused():
+    if not cnnkit.backend.cuda_is_available():
+        pytest.skip("needs CuPy and an NVIDIA GPU")
+    with pytest.raises(RuntimeError, match=r"inputs are on different devices \(cpu, cuda:0\)"):
+        Tensor([1.0, 2.0]) + Tensor([1.0, 2.0], device="cuda")
+
+
+def test_the_device_check_names_the_op_and_the_fix(monkeypatch):
+    from cnnkit import autograd, backend
+
+    gpu = backend.Device.__new__(backend.Device)  # a GPU device object without needing a GPU
+    gpu.kind, gpu.index = "cuda", 0
+    monkeypatch.setattr(backend, "device_of", lambda array: gpu if array[0] == 2 else backend.CPU)
+    with pytest.raises(RuntimeError, match=r"Add: inputs are on different devices \(cpu, cuda:0\); move them "
+                                           r"to one device first with .to\(device\)"):
+        autograd._check_same_device((np.array([1.0]), np.array([2.0])), "Add")
