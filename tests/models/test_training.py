@@ -169,3 +169,21 @@ def test_training_before_compile_and_bad_names():
         mlp().compile("adam", loss="cross_entropy")
     with pytest.raises(ValueError, match="adam"):
         mlp().compile("adamm", loss="mse")
+
+
+def test_cross_validation_trains_one_fresh_model_per_fold():
+    from cnnkit.models import cross_validate
+    x, y = blobs(60)
+    built = []
+
+    def build():
+        model = mlp()
+        model.compile("adam", cnnkit.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        built.append(model)
+        return model
+
+    result = cross_validate(build, x, y, n_splits=3, epochs=15, batch_size=8)
+    assert len(result["folds"]) == 3 and len({id(m) for m in built}) == 3
+    assert set(result["mean"]) == {"loss", "accuracy"} and result["mean"]["accuracy"] > 0.8
+    with pytest.raises(ValueError, match="must return a compiled model"):
+        cross_validate(mlp, x, y, n_splits=2)
