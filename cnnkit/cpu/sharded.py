@@ -1,9 +1,15 @@
-"""Convolution and pooling run as their references on slices of the batch, in parallel.
+"""Pooling and the convolution input gradient run as their references on slices of the batch.
 
 Each op's samples are independent, so the batch splits into contiguous slices, the
-reference runs on each slice in the thread pool, and the results join: outputs and
-input gradients are concatenated along the batch axis, weight gradients summed. What
-a forward saves for its backward is kept per slice.
+reference runs on each slice in the thread pool, and the results are concatenated
+along the batch axis. What a forward saves for its backward is kept per slice.
+
+Only ops that measured faster this way are here (2-core machine, small-CNN shapes):
+pooling (its element-wise work runs on one core otherwise; backward 7.8 -> 4.9 ms)
+and the convolution input gradient (its col2im scatter; 19.8 -> 18.5 ms), which
+:mod:`cnnkit.cpu.conv` uses for the convolutions it does not lower to wide rows. The
+convolution forward and filter gradient are bound by their products, which BLAS
+already spreads over every core: sharding them gained nothing and the join cost a copy.
 """
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ from functools import partial
 
 import numpy as np
 
-from ..ops.conv import conv_backward_data_reference, conv_backward_filter_reference, conv_forward_reference
+from ..ops.conv import conv_backward_data_reference
 from ..ops.pool import pool_backward_reference, pool_forward_reference
 from ..registry import CPU, register
 from .pool import get_num_threads, run_all
@@ -44,30 +50,10 @@ def _sliced_shape(shape: tuple, piece: slice) -> tuple:
     return (piece.stop - piece.start,) + tuple(shape[1:])
 
 
-@register("conv_forward", CPU)
-def conv_forward_sharded(x, W, b, geometry, groups):
-    slices = batch_slices(x.shape[0])
-    results = run_all([partial(conv_forward_reference, x[s], W, b, geometry, groups) for s in slices])
-    return _join([y for y, _ in results]), PerShard(slices, [saved for _, saved in results])
-
-
-@register("conv_backward_data", CPU)
 def conv_backward_data_sharded(gy, W, input_shape, geometry, groups):
     slices = batch_slices(gy.shape[0])
     return _join(run_all([partial(conv_backward_data_reference, gy[s], W, _sliced_shape(input_shape, s),
                                   geometry, groups) for s in slices]))
-
-
-@register("conv_backward_filter", CPU)
-def conv_backward_filter_sharded(gy, x, saved, W_shape, geometry, groups):
-    if not isinstance(saved, PerShard):
-        return conv_backward_filter_reference(gy, x, saved, W_shape, geometry, groups)
-    parts = run_all([partial(conv_backward_filter_reference, gy[s], x[s], piece, W_shape, geometry, groups)
-                     for s, piece in zip(saved.slices, saved.pieces)])
-    total = parts[0]
-    for part in parts[1:]:
-        total = total + part
-    return total
 
 
 @register("pool_forward", CPU)
