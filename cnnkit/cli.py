@@ -75,7 +75,7 @@ def _cmd_bench(args) -> int:
 
 def _cmd_info(args) -> int:
     import cnnkit
-    from . import backend, cuda
+    from . import backend, cpu, cuda, registry
 
     print(f"cnnkit {cnnkit.__version__}")
     print(f"Python {platform.python_version()} on {platform.platform()}")
@@ -89,9 +89,12 @@ def _cmd_info(args) -> int:
     count = cuda.device_count()
     print(f"CUDA devices: {count}")
     for index in range(count):
-        free, total = cuda.memory_info(index)[:2]
-        print(f"  cuda:{index}: {cuda.device_name(index)}, {free / 2**30:.1f} GiB free of {total / 2**30:.1f} GiB")
+        memory = cuda.memory_info(index)
+        print(f"  cuda:{index}: {cuda.device_name(index)}, {memory.free / 2**30:.1f} GiB free "
+              f"of {memory.total / 2**30:.1f} GiB")
     print(f"Kernel cache: {cuda.kernel_cache_dir()}")
+    print(f"CUDA kernels: {'ours' if registry.cuda_kernels_enabled() else 'off (references on CuPy)'}; "
+          f"CPU threads: {cpu.get_num_threads()}")
     print(f"Default device: {cnnkit.get_default_device()}")
     return 0
 
