@@ -163,3 +163,10 @@ def test_the_device_check_names_the_op_and_the_fix(monkeypatch):
     with pytest.raises(RuntimeError, match=r"Add: inputs are on different devices \(cpu, cuda:0\); move them "
                                            r"to one device first with .to\(device\)"):
         autograd._check_same_device((np.array([1.0]), np.array([2.0])), "Add")
+
+
+def test_max_with_ties_keeps_float32_gradients(device):
+    x = tensor(np.array([[1.0, 3.0, 3.0]], dtype=np.float32), device, requires_grad=True)
+    x.max(axis=1).sum().backward()
+    assert x.grad.dtype == np.float32
+    np.testing.assert_allclose(x.grad.numpy(), [[0.0, 0.5, 0.5]])

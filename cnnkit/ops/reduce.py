@@ -79,7 +79,7 @@ class Extremum(Function):
 
     def backward(self, gy):
         hit = self.x == self.y
-        ties = hit.sum(axis=self.axes, keepdims=True)
+        ties = hit.sum(axis=self.axes, keepdims=True, dtype=gy.dtype)  # an int count would promote gy
         gy = _expand_reduced(gy, self.x.shape, self.axes, self.keepdims)
         return gy * hit / ties
 
