@@ -1,4 +1,4 @@
-"""Classification metrics: plain functions of whole arrays, and stateful metrics for training.
+"""Classification and regression metrics: plain functions of whole arrays, and stateful metrics for training.
 
 ``model.compile(metrics=[...])`` resolves its entries with :func:`get`.
 """
@@ -7,6 +7,8 @@ from .functions import (
     binary_accuracy,
     confusion_matrix,
     f1_score,
+    mean_absolute_error,
+    mean_squared_error,
     precision,
     recall,
     roc_auc,
@@ -20,7 +22,9 @@ from .stateful import (
     ConfusionMatrix,
     F1Score,
     Mean,
+    MeanAbsoluteError,
     MeanMetricWrapper,
+    MeanSquaredError,
     Metric,
     Precision,
     Recall,

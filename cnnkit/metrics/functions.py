@@ -214,6 +214,32 @@ def score_from_confusion(matrix: np.ndarray, score: str, average: str | None, wh
     return float((per_class * support).sum() / support.sum()) if support.sum() else 0.0
 
 
+# ---------------------------------------------------------------- regression errors
+
+def _paired_values(y_true: Any, y_pred: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """Both arrays as (N, features) float64, checked to hold the same number of values per sample."""
+    true = to_host(y_true, where, "y_true").astype(np.float64)
+    pred = to_host(y_pred, where, "y_pred").astype(np.float64)
+    check_lengths(where, true, pred)
+    true, pred = true.reshape(len(true), -1), pred.reshape(len(pred), -1)
+    if true.shape != pred.shape:
+        raise ValueError(f"{where}: y_true and y_pred must hold the same number of values per sample, "
+                         f"got {true.shape[1]} and {pred.shape[1]}")
+    return true, pred
+
+
+def mean_absolute_error(y_true: Any, y_pred: Any) -> float:
+    """``mean(|y_true - y_pred|)`` over every value (Keras' ``"mae"`` metric)."""
+    true, pred = _paired_values(y_true, y_pred, "mean_absolute_error")
+    return float(np.mean(np.abs(true - pred)))
+
+
+def mean_squared_error(y_true: Any, y_pred: Any) -> float:
+    """``mean((y_true - y_pred)^2)`` over every value (Keras' ``"mse"`` metric)."""
+    true, pred = _paired_values(y_true, y_pred, "mean_squared_error")
+    return float(np.mean((true - pred) ** 2))
+
+
 # ---------------------------------------------------------------- accuracy
 
 def accuracy(y_true: Any, y_pred: Any) -> float:

@@ -137,6 +137,24 @@ class MeanMetricWrapper(Metric):
 
 # ---------------------------------------------------------------- accuracies
 
+class MeanAbsoluteError(MeanMetricWrapper):
+    """Mean absolute error over an epoch; see :func:`cnnkit.metrics.mean_absolute_error`."""
+
+    default_name = "mean_absolute_error"
+
+    def __init__(self, name: str | None = None):
+        super().__init__(F.mean_absolute_error, name or self.default_name)
+
+
+class MeanSquaredError(MeanMetricWrapper):
+    """Mean squared error over an epoch; see :func:`cnnkit.metrics.mean_squared_error`."""
+
+    default_name = "mean_squared_error"
+
+    def __init__(self, name: str | None = None):
+        super().__init__(F.mean_squared_error, name or self.default_name)
+
+
 class _MatchCounter(Metric):
     """Counts matches and entries; the result is matches / entries."""
 
@@ -419,6 +437,10 @@ _NAMED: dict[str, Callable[[str], Metric]] = {
     "f1_score": lambda name: F1Score(name=name),
     "auc": lambda name: AUC(name=name),
     "confusion_matrix": lambda name: ConfusionMatrix(name=name),
+    "mae": lambda name: MeanAbsoluteError(name=name),
+    "mean_absolute_error": lambda name: MeanAbsoluteError(name=name),
+    "mse": lambda name: MeanSquaredError(name=name),
+    "mean_squared_error": lambda name: MeanSquaredError(name=name),
 }
 
 
@@ -429,7 +451,7 @@ def get(identifier: Any) -> Metric:
         identifier: a name (``"accuracy"``/``"acc"``, ``"sparse_categorical_accuracy"``,
             ``"categorical_accuracy"``, ``"binary_accuracy"``, ``"top_k_accuracy"``/
             ``"top5"`` (k = 5), ``"precision"``, ``"recall"``, ``"f1"``/``"f1_score"``,
-            ``"auc"``, ``"confusion_matrix"``), giving a new metric logged under that
+            ``"auc"``, ``"confusion_matrix"``, ``"mae"``, ``"mse"``), giving a new metric logged under that
             name; a :class:`Metric` instance, returned as is; a Metric subclass,
             instantiated with defaults; or a function ``fn(y_true, y_pred) -> number``,
             wrapped in a :class:`MeanMetricWrapper`.

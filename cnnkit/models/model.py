@@ -34,6 +34,7 @@ class Model(Layer):
         super().__init__(name=name, **kwargs)
         self._graph: Graph | None = None
         self.optimizer = None
+        self.objective = None  # the compiled loss and metrics (see cnnkit.models.objective)
         self.loss = None
         self.metrics: list = []
         self.compiled = False

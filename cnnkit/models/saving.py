@@ -75,13 +75,9 @@ def _weights_as_arrays(model) -> dict[str, np.ndarray]:
     return {path: np.ascontiguousarray(weight.numpy()) for path, weight in named_weights(model).items()}
 
 
-def _serialize(obj: Any) -> dict:
-    return {"class_name": type(obj).__name__, "config": obj.get_config()}
-
-
 def _compile_metadata(model) -> dict:
-    return {"loss": _serialize(model.loss), "metrics": [_serialize(m) for m in model.metrics],
-            "optimizer": _serialize(model.optimizer)}
+    return {**model.objective.get_config(),
+            "optimizer": {"class_name": type(model.optimizer).__name__, "config": model.optimizer.get_config()}}
 
 
 def _optimizer_tensors(model) -> tuple[dict, dict]:
@@ -183,6 +179,15 @@ def _rebuild(entry: dict, module) -> Any:
     return cls.from_config(entry["config"]) if hasattr(cls, "from_config") else cls(**entry["config"])
 
 
+def _rebuild_each(entries: Any, module) -> Any:
+    """Rebuild one saved entry, a list of them, or a dict of either (per-output settings)."""
+    if isinstance(entries, list):
+        return [_rebuild_each(entry, module) for entry in entries]
+    if "class_name" in entries:
+        return _rebuild(entries, module)
+    return {key: _rebuild_each(value, module) for key, value in entries.items()}
+
+
 def load_model(path: "str | os.PathLike", device: Any = None, compile: bool = True,  # noqa: A002 (Keras' name)
                restore_rng_state: bool = False):
     """Rebuild a model saved with ``model.save``: architecture, weights, compile settings, optimizer state.
@@ -207,8 +212,9 @@ def load_model(path: "str | os.PathLike", device: Any = None, compile: bool = Tr
     if compile and "compile" in metadata:
         settings = json.loads(metadata["compile"])
         model.compile(optimizer=_rebuild(settings["optimizer"], optimizers),
-                      loss=_rebuild(settings["loss"], losses),
-                      metrics=[_rebuild(m, metrics_module) for m in settings["metrics"]])
+                      loss=_rebuild_each(settings["loss"], losses),
+                      metrics=_rebuild_each(settings["metrics"], metrics_module),
+                      loss_weights=settings.get("loss_weights"))
     _load_training_state(model, tensors, metadata, str(path), restore_rng_state)
     return model
 

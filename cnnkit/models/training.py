@@ -12,32 +12,41 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .. import backend, losses, optimizers, regularizers
+from .. import optimizers, regularizers
 from .. import metrics as metrics_module
 from ..autograd import Tensor, no_grad
 from ..callbacks.base import CallbackList, History, ProgressBar, format_logs
 from ..data import DataLoader
+from .feed import Batches, make_batches, sample_count
+from .objective import Objective
 
 _METRIC_REFRESH_SECONDS = 0.5
 
 
 # ---------------------------------------------------------------- compile
 
-def compile(model, optimizer: Any = "rmsprop", loss: Any = None, metrics: Sequence[Any] | None = None) -> None:
+def compile(model, optimizer: Any = "rmsprop", loss: Any = None, metrics: Sequence[Any] | dict | None = None,
+            loss_weights: Sequence[float] | dict | None = None) -> None:
     """Choose how the model trains, by name or object.
 
     Args:
         optimizer: ``"adam"``, ``"sgd"``, ... or an :class:`~cnnkit.optimizers.Optimizer`.
-        loss: ``"categorical_crossentropy"``, ``"mse"``, ... or a loss object or callable.
+        loss: ``"categorical_crossentropy"``, ``"mse"``, ... or a loss object or callable;
+            for a model with several outputs, one loss for all, a list in output order
+            or a dict keyed by output name.
         metrics: names (``"accuracy"``, ``"f1"``, ...) or metric objects, reported by
-            ``fit`` and ``evaluate``.
+            ``fit`` and ``evaluate``; with several outputs a flat list applies to each
+            output, a list of lists or a dict gives each output its own.
+        loss_weights: factors of the outputs' losses in the total (several outputs only).
     """
     if loss is None:
         raise ValueError(f"{model.who}: compile() needs a loss, e.g. loss='sparse_categorical_crossentropy'; "
                          f"valid names are listed by cnnkit.losses.get")
+    objective = Objective(model, loss, loss_weights, metrics)
     model.optimizer = optimizers.get(optimizer)
-    model.loss = losses.get(loss)
-    model.metrics = [metrics_module.get(m) for m in (metrics or [])]
+    model.objective = objective
+    model.loss = objective.loss
+    model.metrics = objective.metrics
     model.compiled = True
 
 
@@ -46,92 +55,83 @@ def _require_compiled(model, caller: str) -> None:
         raise RuntimeError(f"{model.who}: call compile(optimizer=..., loss=...) before {caller}()")
 
 
-# ---------------------------------------------------------------- data
-
-def _check_array(name: str, array: Any, floating: bool) -> None:
-    """Catch the bad inputs that would otherwise fail deep inside a layer."""
-    data = array.data if isinstance(array, Tensor) else array
-    dtype = np.dtype(data.dtype)
-    if floating and dtype.kind != "f":
-        raise TypeError(f"{name} has dtype {dtype}; the model needs floating-point inputs "
-                        f"(convert with .astype('float32'), and scale 8-bit images by 1/255)")
-    if dtype.kind == "f":
-        xp = backend.get_array_module(data)
-        if not bool(xp.isfinite(data).all()):
-            bad = int(backend.to_numpy(xp.argwhere(~xp.isfinite(data.reshape(len(data), -1)))[0, 0]))
-            raise ValueError(f"{name} contains NaN or Inf (first at sample {bad}); clean the data before training")
-
-
-def _length(array: Any) -> int:
-    return int(array.shape[0])
-
-
-def _make_loader(model, x: Any, y: Any, batch_size: int, shuffle: bool, caller: str, check: bool = True):
-    """A DataLoader on the model's device for ``x`` (and ``y``), validating arrays first."""
-    if isinstance(x, DataLoader):
-        if y is not None:
-            raise ValueError(f"{caller}: y must be None when x is a DataLoader (it yields (x, y) batches)")
-        return x
-    if x is None:
-        raise ValueError(f"{caller}: x is required")
-    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"{caller}: batch_size must be a positive int, got {batch_size!r}")
-    if check:
-        _check_array(f"{caller}: x", x, floating=True)
-    if y is None:
-        return DataLoader((x,), batch_size=batch_size, shuffle=shuffle, device=model.device)
-    if _length(x) != _length(y):
-        raise ValueError(f"{caller}: x and y must have the same number of samples, got {_length(x)} and {_length(y)}")
-    if check:
-        _check_array(f"{caller}: y", y, floating=False)
-    return DataLoader((x, y), batch_size=batch_size, shuffle=shuffle, device=model.device)
-
-
 def _split_validation(x, y, fraction: float, caller: str):
     """Keras' validation_split: the last ``fraction`` of the samples, taken before shuffling."""
     if not 0 < fraction < 1:
         raise ValueError(f"{caller}: validation_split must be in (0, 1), got {fraction!r}")
     if isinstance(x, DataLoader):
         raise ValueError(f"{caller}: validation_split needs arrays; pass validation_data with a DataLoader")
-    cut = int(_length(x) * (1 - fraction))
-    if cut < 1 or cut == _length(x):
+    if x is None or y is None:
+        raise ValueError(f"{caller}: validation_split needs both x and y")
+    total = _leading_length(x)
+    cut = int(total * (1 - fraction))
+    if cut < 1 or cut == total:
         raise ValueError(f"{caller}: validation_split={fraction} leaves no training or no validation samples "
-                         f"out of {_length(x)}")
-    return (x[:cut], y[:cut]), (x[cut:], y[cut:])
+                         f"out of {total}")
+    return (_slice(x, slice(0, cut)), _slice(y, slice(0, cut))), (_slice(x, slice(cut, None)),
+                                                                  _slice(y, slice(cut, None)))
 
 
-def _ensure_built(model, loader: DataLoader) -> None:
+def _leading_length(data: Any) -> int:
+    first = next(iter(data.values())) if isinstance(data, dict) else (
+        data[0] if isinstance(data, (list, tuple)) and hasattr(data[0], "shape") else data)
+    return len(first)
+
+
+def _slice(data: Any, part: slice) -> Any:
+    """The same samples of every array in ``data`` (one array, a list of them or a dict)."""
+    if isinstance(data, dict):
+        return {key: value[part] for key, value in data.items()}
+    if isinstance(data, (list, tuple)) and hasattr(data[0], "shape"):
+        return [value[part] for value in data]
+    return np.asarray(data)[part] if isinstance(data, (list, tuple)) else data[part]
+
+
+def _ensure_built(model, batches: Batches) -> None:
     """Build the model from the shape of one sample, so callbacks see its weights before training."""
-    if model.built:
-        return
-    first = next(iter(loader))
-    model(first[0])
+    if not model.built:
+        model(batches.first_inputs())
 
 
 # ---------------------------------------------------------------- steps
 
-def _compute_loss(model, x: Tensor, y: Tensor, training: bool):
+def _compute_loss(model, x: Any, y: Any, training: bool):
+    """The total loss (with weight penalties when training), each output's loss, and the predictions."""
     y_pred = model(x, training=training)
-    loss = model.loss(y, y_pred)
+    loss, parts = model.objective.compute(y, y_pred, model.who)
     penalty = regularizers.penalty(model.trainable_weights) if training else None
-    return (loss if penalty is None else loss + penalty), y_pred
+    return (loss if penalty is None else loss + penalty), parts, y_pred
 
 
-def _train_batch(model, params: list, x: Tensor, y: Tensor):
-    loss, y_pred = _compute_loss(model, x, y, training=True)
+def _train_batch(model, params: list, x: Any, y: Any):
+    loss, parts, y_pred = _compute_loss(model, x, y, training=True)
     model.optimizer.zero_grad(params)
     loss.backward()
     model.optimizer.step(params)
-    return loss, y_pred
+    return loss, parts, y_pred
 
 
-def _metric_logs(metrics: Iterable, prefix: str = "") -> dict:
-    return {prefix + m.name: float(m.result()) for m in metrics if m.is_scalar}
+def _detached(y_pred: Any) -> Any:
+    return [p.detach() for p in y_pred] if isinstance(y_pred, list) else y_pred.detach()
 
 
-def _reset(metrics: Iterable) -> None:
-    for metric in metrics:
-        metric.reset_state()
+class _LossMeans:
+    """Per-sample means over an epoch of the total loss and of each output's loss."""
+
+    def __init__(self):
+        self.means: dict[str, metrics_module.Mean] = {}
+
+    def update(self, loss: Tensor, parts: dict, batch_size: int) -> None:
+        for key, value in {"loss": loss, **parts}.items():
+            self.means.setdefault(key, metrics_module.Mean(name=key)).update_state(value.item(),
+                                                                                    sample_weight=batch_size)
+
+    def logs(self, prefix: str = "") -> dict:
+        return {prefix + key: float(mean.result()) for key, mean in self.means.items()}
+
+
+def _batch_size(x: Any) -> int:
+    return len(x[0]) if isinstance(x, list) else len(x)
 
 
 # ---------------------------------------------------------------- fit
@@ -142,7 +142,8 @@ def fit(model, x: Any = None, y: Any = None, batch_size: int = 32, epochs: int =
     """Train for ``epochs`` passes over the data; returns a :class:`~cnnkit.callbacks.History`.
 
     Args:
-        x, y: inputs and targets (NumPy/CuPy arrays or tensors), or a DataLoader as x.
+        x, y: inputs and targets (NumPy/CuPy arrays or tensors; lists or dicts by name for
+            models with several inputs or outputs), or a DataLoader as x.
         batch_size: samples per step.
         epochs: the index of the last epoch to run (training runs from ``initial_epoch``).
         verbose: 0 silent, 1 a progress bar (one line per epoch when not on a terminal),
@@ -166,18 +167,19 @@ def fit(model, x: Any = None, y: Any = None, batch_size: int = 32, epochs: int =
         if validation_data is not None:
             raise ValueError(f"{caller}: give validation_split or validation_data, not both")
         (x, y), validation_data = _split_validation(x, y, validation_split, caller)
-    train_loader = _make_loader(model, x, y, batch_size, shuffle, caller)
-    val_loader = None
+    train_batches = make_batches(model, x, y, batch_size, shuffle, caller, targets=True, scan_finite=True)
+    val_batches = None
     if validation_data is not None:
         val_x, val_y = (validation_data, None) if isinstance(validation_data, DataLoader) else validation_data
-        val_loader = _make_loader(model, val_x, val_y, batch_size, False, f"{caller} (validation_data)")
-    _ensure_built(model, train_loader)
+        val_batches = make_batches(model, val_x, val_y, batch_size, False, f"{caller} (validation_data)",
+                                   targets=True, scan_finite=True)
+    _ensure_built(model, train_batches)
 
     history = History()
     progress = ProgressBar(verbose) if verbose else None
     # History after the user's callbacks, so keys they add to the logs (such as "lr") are recorded.
     callback_list = CallbackList([*(callbacks or []), history, *([progress] if progress else [])], model,
-                                 {"epochs": epochs, "steps": len(train_loader), "batch_size": batch_size,
+                                 {"epochs": epochs, "steps": len(train_batches), "batch_size": batch_size,
                                   "verbose": verbose})
     model.stop_training = False
     model.history = history
@@ -187,50 +189,56 @@ def fit(model, x: Any = None, y: Any = None, batch_size: int = 32, epochs: int =
         if model.stop_training:
             break
         callback_list.on_epoch_begin(epoch)
-        logs = _run_epoch(model, train_loader, callback_list)
-        if val_loader is not None and not model.stop_training:
-            logs.update(_evaluate_loader(model, val_loader, prefix="val_"))
+        logs = _run_epoch(model, train_batches, callback_list)
+        if val_batches is not None and not model.stop_training:
+            logs.update(_evaluate_batches(model, val_batches, prefix="val_"))
         model.epoch = epoch + 1
         callback_list.on_epoch_end(epoch, logs)
     callback_list.on_train_end()
     return history
 
 
-def _run_epoch(model, loader: DataLoader, callback_list: CallbackList) -> dict:
+def _run_epoch(model, batches: Batches, callback_list: CallbackList) -> dict:
     params = model.trainable_weights
-    loss_mean = metrics_module.Mean(name="loss")
-    _reset(model.metrics)
+    objective = model.objective
+    loss_means = _LossMeans()
+    objective.reset_metrics()
     refreshed = time.perf_counter()
-    batch_logs: dict = {}
-    for step, (x, y) in enumerate(loader):
+    for step, (x, y) in enumerate(batches):
         callback_list.on_train_batch_begin(step)
-        loss, y_pred = _train_batch(model, params, x, y)
-        loss_mean.update_state(loss.item(), sample_weight=len(x))
-        for metric in model.metrics:
-            metric.update_state(y, y_pred.detach())
-        batch_logs = {"loss": float(loss_mean.result())}
+        loss, parts, y_pred = _train_batch(model, params, x, y)
+        loss_means.update(loss, parts, _batch_size(x))
+        objective.update_metrics(y, _detached(y_pred))
+        batch_logs = loss_means.logs()
         now = time.perf_counter()
         if now - refreshed >= _METRIC_REFRESH_SECONDS:
             refreshed = now
-            batch_logs.update(_metric_logs(model.metrics))
+            batch_logs.update(objective.metric_logs())
         callback_list.on_train_batch_end(step, batch_logs)
         if model.stop_training:
             break
-    return {"loss": float(loss_mean.result()), **_metric_logs(model.metrics)}
+    return {**loss_means.logs(), **objective.metric_logs()}
 
 
 # ---------------------------------------------------------------- evaluate / predict
 
-def _evaluate_loader(model, loader: DataLoader, prefix: str = "") -> dict:
-    loss_mean = metrics_module.Mean(name="loss")
-    _reset(model.metrics)
+def _evaluate_batches(model, batches: Batches, prefix: str = "") -> dict:
+    loss_means = _LossMeans()
+    model.objective.reset_metrics()
     with no_grad():
-        for x, y in loader:
-            loss, y_pred = _compute_loss(model, x, y, training=False)
-            loss_mean.update_state(loss.item(), sample_weight=len(x))
-            for metric in model.metrics:
-                metric.update_state(y, y_pred)
-    return {prefix + "loss": float(loss_mean.result()), **_metric_logs(model.metrics, prefix)}
+        for x, y in batches:
+            loss, parts, y_pred = _compute_loss(model, x, y, training=False)
+            loss_means.update(loss, parts, _batch_size(x))
+            model.objective.update_metrics(y, y_pred)
+    return {**loss_means.logs(prefix), **model.objective.metric_logs(prefix)}
+
+
+def _as_result(logs: dict, return_dict: bool):
+    """Keras' return value: the dict, or the loss alone, or ``[loss, ...]`` in log order."""
+    if return_dict:
+        return logs
+    values = list(logs.values())
+    return values[0] if len(values) == 1 else values
 
 
 def evaluate(model, x: Any = None, y: Any = None, batch_size: int = 32, verbose: int = 1,
@@ -239,70 +247,75 @@ def evaluate(model, x: Any = None, y: Any = None, batch_size: int = 32, verbose:
 
     Returns:
         A dict with ``return_dict``; otherwise the loss alone when there are no metrics,
-        else ``[loss, metric_1, ...]`` in ``compile`` order, as Keras does.
+        else ``[loss, (output losses), metric_1, ...]`` in ``compile`` order, as Keras does.
     """
     _require_compiled(model, "evaluate")
-    loader = _make_loader(model, x, y, batch_size, False, f"{model.who}.evaluate")
+    batches = make_batches(model, x, y, batch_size, False, f"{model.who}.evaluate", targets=True,
+                           scan_finite=False)
     started = time.perf_counter()
-    logs = _evaluate_loader(model, loader)
+    logs = _evaluate_batches(model, batches)
     if verbose:
         print(f"evaluate - {time.perf_counter() - started:.1f}s - {format_logs(logs)}", flush=True)
-    if return_dict:
-        return logs
-    values = list(logs.values())
-    return values[0] if len(values) == 1 else values
+    return _as_result(logs, return_dict)
 
 
 def predict(model, x: Any, batch_size: int = 32, verbose: int = 0) -> np.ndarray:
-    """Outputs for ``x`` in inference mode, batched, as a NumPy array (a list of them for several outputs)."""
-    loader = _make_loader(model, x, None, batch_size, False, f"{model.who}.predict")
+    """Outputs for ``x`` in inference mode, batched, as a NumPy array (a list of them for several outputs).
+
+    ``x`` may also be a DataLoader; targets it yields are ignored.
+    """
+    batches = make_batches(model, x, None, batch_size, False, f"{model.who}.predict", targets=False,
+                           scan_finite=False)
     outputs: list = []
     with no_grad():
-        for (batch,) in loader:
-            y = model(batch, training=False)
+        for inputs, _ in batches:
+            y = model(inputs, training=False)
             outputs.append([t.numpy() for t in y] if isinstance(y, list) else y.numpy())
     if verbose:
         print(f"predict - {len(outputs)} batches", flush=True)
-    if outputs and isinstance(outputs[0], list):
+    if not outputs:
+        raise ValueError(f"{model.who}.predict: the data yielded no batches")
+    if isinstance(outputs[0], list):
         return [np.concatenate(column) for column in zip(*outputs)]
     return np.concatenate(outputs)
+
+
+def _whole_batch(model, x: Any, y: Any, caller: str) -> tuple:
+    """``(x, y)`` as one batch of tensors on the model's device."""
+    batches = make_batches(model, x, y, max(sample_count(model, x), 1), False, f"{model.who}.{caller}",
+                           targets=True, scan_finite=True)
+    return next(iter(batches))
 
 
 def train_on_batch(model, x: Any, y: Any, return_dict: bool = False):
     """One optimizer step on exactly this batch; returns its loss (and metrics), as Keras does."""
     _require_compiled(model, "train_on_batch")
-    batch = next(iter(_make_loader(model, x, y, max(_length(x), 1), False, f"{model.who}.train_on_batch")))
-    x_batch, y_batch = batch
+    x_batch, y_batch = _whole_batch(model, x, y, "train_on_batch")
     if not model.built:
         model(x_batch)
-    _reset(model.metrics)
-    loss, y_pred = _train_batch(model, model.trainable_weights, x_batch, y_batch)
-    for metric in model.metrics:
-        metric.update_state(y_batch, y_pred.detach())
-    return _batch_result(model, loss, return_dict)
+    model.objective.reset_metrics()
+    loss, parts, y_pred = _train_batch(model, model.trainable_weights, x_batch, y_batch)
+    model.objective.update_metrics(y_batch, _detached(y_pred))
+    return _batch_result(model, loss, parts, return_dict)
 
 
 def test_on_batch(model, x: Any, y: Any, return_dict: bool = False):
     """Loss (and metrics) of exactly this batch in inference mode, without updating the weights."""
     _require_compiled(model, "test_on_batch")
-    x_batch, y_batch = next(iter(_make_loader(model, x, y, max(_length(x), 1), False,
-                                              f"{model.who}.test_on_batch")))
-    _reset(model.metrics)
+    x_batch, y_batch = _whole_batch(model, x, y, "test_on_batch")
+    model.objective.reset_metrics()
     with no_grad():
-        loss, y_pred = _compute_loss(model, x_batch, y_batch, training=False)
-        for metric in model.metrics:
-            metric.update_state(y_batch, y_pred)
-    return _batch_result(model, loss, return_dict)
+        loss, parts, y_pred = _compute_loss(model, x_batch, y_batch, training=False)
+        model.objective.update_metrics(y_batch, y_pred)
+    return _batch_result(model, loss, parts, return_dict)
 
 
-def _batch_result(model, loss: Tensor, return_dict: bool):
-    logs = {"loss": float(loss.item()), **_metric_logs(model.metrics)}
-    if return_dict:
-        return logs
-    values = list(logs.values())
-    return values[0] if len(values) == 1 else values
+def _batch_result(model, loss: Tensor, parts: dict, return_dict: bool):
+    logs = {"loss": float(loss.item()), **{key: float(value.item()) for key, value in parts.items()},
+            **model.objective.metric_logs()}
+    return _as_result(logs, return_dict)
 
 
 def predict_on_batch(model, x: Any) -> np.ndarray:
     """Outputs for exactly this batch, as a NumPy array."""
-    return predict(model, x, batch_size=max(_length(x), 1))
+    return predict(model, x, batch_size=max(sample_count(model, x), 1))

@@ -198,3 +198,15 @@ def test_constructor_and_update_errors():
     auc.update_state([0, 1], np.zeros((2, 3)))
     with pytest.raises(ValueError, match=r"y_pred of shape \(2, 4\) does not match earlier batches of shape \(N, 3\)"):
         auc.update_state([0, 1], np.zeros((2, 4)))
+
+
+def test_mae_and_mse_metrics_average_every_value_over_the_epoch():
+    mae, mse = metrics.get("mae"), metrics.get("mse")
+    batches = [(np.array([[1.0], [2.0]]), np.array([[0.0], [4.0]])), (np.array([[3.0]]), np.array([[3.5]]))]
+    for y_true, y_pred in batches:
+        mae.update_state(y_true, y_pred)
+        mse.update_state(y_true, y_pred)
+    assert mae.name == "mae" and mae.result() == pytest.approx((1 + 2 + 0.5) / 3)
+    assert mse.result() == pytest.approx((1 + 4 + 0.25) / 3)
+    with pytest.raises(ValueError, match="same number of values per sample"):
+        metrics.mean_absolute_error(np.zeros((2, 3)), np.zeros((2, 2)))

@@ -153,7 +153,7 @@ def test_verbose_one_without_a_terminal_prints_one_line_per_epoch(capsys):
 @pytest.mark.parametrize("x,y,message", [
     (np.zeros((4, 2), np.uint8), np.zeros(4, np.int64), "has dtype uint8; the model needs floating-point inputs"),
     (np.array([[0, 1], [np.nan, 0]], np.float32), np.zeros(2, np.int64), "contains NaN or Inf"),
-    (np.zeros((4, 2), np.float32), np.zeros(3, np.int64), "same number of samples, got 4 and 3"),
+    (np.zeros((4, 2), np.float32), np.zeros(3, np.int64), "same number of samples, got x: 4, y: 3"),
 ])
 def test_bad_training_data_is_refused_with_a_clear_error(x, y, message):
     model = mlp()

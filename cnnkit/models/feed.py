@@ -1,0 +1,156 @@
+"""Data for fit / evaluate / predict: checked, cut into batches, grouped as the model's inputs and targets.
+
+A model with one input takes ``x`` as one array; a functional model with several
+inputs takes a list in the order of ``Model(inputs=[...])`` or a dict keyed by the
+Input names, as Keras does, and likewise ``y`` for several outputs. A
+:class:`~cnnkit.data.DataLoader` given instead yields flat batches: the inputs,
+then the targets.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import numpy as np
+
+from .. import backend
+from ..autograd import Tensor
+from ..data import DataLoader
+from .objective import output_names
+
+
+def input_names(model) -> list[str] | None:
+    """The names of a functional model's inputs, or None for a model with one input."""
+    graph = getattr(model, "_graph", None)
+    if graph is None or graph.single_input:
+        return None
+    return [tensor.node.layer.name for tensor in graph.inputs]
+
+
+def _group(fields: list, names: list[str] | None):
+    if names is None:
+        return fields[0]
+    return list(fields)
+
+
+class Batches:
+    """A DataLoader whose flat batches are regrouped into ``(inputs, targets)``.
+
+    ``inputs`` is one tensor or a list (several model inputs); ``targets`` is one
+    tensor, a list (several outputs) or None (prediction without targets).
+    """
+
+    def __init__(self, loader: DataLoader, inputs: list[str] | None, targets: list[str] | None,
+                 has_targets: bool, caller: str):
+        self.loader, self.inputs, self.targets, self.caller = loader, inputs, targets, caller
+        self.input_count = 1 if inputs is None else len(inputs)
+        self.target_count = (1 if targets is None else len(targets)) if has_targets else 0
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[tuple]:
+        for batch in self.loader:
+            yield self.split(batch)
+
+    def split(self, batch: tuple) -> tuple:
+        width = len(batch)
+        if width == self.input_count + self.target_count:
+            target_fields = list(batch[self.input_count:])
+        elif self.target_count == 0 and width > self.input_count:
+            target_fields = []  # predict() on a loader that also yields targets: they are not needed
+        else:
+            raise ValueError(f"{self.caller}: each batch should hold {self.input_count} input(s)"
+                             f"{f' and {self.target_count} target(s)' if self.target_count else ''}, "
+                             f"got {width} field(s)")
+        inputs = _group(list(batch[:self.input_count]), self.inputs)
+        targets = _group(target_fields, self.targets) if target_fields else None
+        return inputs, targets
+
+    def first_inputs(self):
+        """The inputs of the first batch (to build the model before training)."""
+        return next(iter(self))[0]
+
+
+def _fields(value: Any, names: list[str] | None, what: str, caller: str) -> list:
+    """One array per model input (or output), from an array, a list in order or a dict by name."""
+    if names is None:
+        return [value]
+    if isinstance(value, dict):
+        if sorted(value) != sorted(names):
+            raise ValueError(f"{caller}: {what} should have the keys {names}, got {sorted(value)}")
+        return [value[name] for name in names]
+    if isinstance(value, (list, tuple)) and len(value) == len(names):
+        return list(value)
+    given = f"a list of {len(value)}" if isinstance(value, (list, tuple)) else type(value).__name__
+    raise ValueError(f"{caller}: the model has {len(names)} {what} entries {names}; pass {what} as a list of "
+                     f"{len(names)} arrays in that order or a dict keyed by those names, got {given}")
+
+
+def check_array(name: str, array: Any, floating: bool, scan_finite: bool) -> None:
+    """Catch the bad inputs that would otherwise fail deep inside a layer."""
+    data = array.data if isinstance(array, Tensor) else array
+    if not hasattr(data, "dtype") or not hasattr(data, "shape"):
+        raise TypeError(f"{name} must be an array or a Tensor, got {type(array).__name__}")
+    dtype = np.dtype(data.dtype)
+    if floating and dtype.kind != "f":
+        raise TypeError(f"{name} has dtype {dtype}; the model needs floating-point inputs "
+                        f"(convert with .astype('float32'), and scale 8-bit images by 1/255)")
+    if len(data) == 0:
+        raise ValueError(f"{name} has no samples (shape {tuple(data.shape)})")
+    if scan_finite and dtype.kind == "f":
+        xp = backend.get_array_module(data)
+        if not bool(xp.isfinite(data).all()):
+            bad = int(backend.to_numpy(xp.argwhere(~xp.isfinite(data.reshape(len(data), -1)))[0, 0]))
+            raise ValueError(f"{name} contains NaN or Inf (first at sample {bad}); clean the data before training")
+
+
+def _as_array(value: Any) -> Any:
+    """Python lists become NumPy arrays; arrays and tensors pass through."""
+    if isinstance(value, Tensor) or hasattr(value, "__array_interface__") or backend.is_cuda_array(value):
+        return value
+    return np.asarray(value)
+
+
+def make_batches(model, x: Any, y: Any, batch_size: int, shuffle: bool, caller: str, *,
+                 targets: bool, scan_finite: bool) -> Batches:
+    """Batches of ``x`` (and ``y`` when ``targets``) on the model's device, checked first.
+
+    Args:
+        targets: whether the caller needs targets (fit, evaluate) or not (predict).
+        scan_finite: look for NaN and Inf in the data (fit does; a full scan costs a pass).
+    """
+    names_in = input_names(model)
+    names_out = output_names(model)
+    if isinstance(x, DataLoader):
+        if y is not None:
+            raise ValueError(f"{caller}: y must be None when x is a DataLoader (it yields the targets too)")
+        return Batches(x, names_in, names_out, targets, caller)
+    if x is None:
+        raise ValueError(f"{caller}: x is required")
+    if targets and y is None:
+        raise ValueError(f"{caller}: y is required (the targets), or pass a DataLoader that yields them as x")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"{caller}: batch_size must be a positive int, got {batch_size!r}")
+    x_fields = [_as_array(v) for v in _fields(x, names_in, "x", caller)]
+    y_fields = [_as_array(v) for v in _fields(y, names_out, "y", caller)] if targets else []
+    labels = _labels("x", names_in) + _labels("y", names_out)[:len(y_fields)]
+    for label, field in zip(labels, x_fields):
+        check_array(f"{caller}: {label}", field, floating=True, scan_finite=scan_finite)
+    for label, field in zip(labels[len(x_fields):], y_fields):
+        check_array(f"{caller}: {label}", field, floating=False, scan_finite=scan_finite)
+    lengths = {label: int(field.shape[0]) for label, field in zip(labels, x_fields + y_fields)}
+    if len(set(lengths.values())) > 1:
+        counts = ", ".join(f"{label}: {n}" for label, n in lengths.items())
+        raise ValueError(f"{caller}: every array must have the same number of samples, got {counts}")
+    loader = DataLoader((*x_fields, *y_fields), batch_size=batch_size, shuffle=shuffle, device=model.device)
+    return Batches(loader, names_in, names_out, targets, caller)
+
+
+def _labels(what: str, names: list[str] | None) -> list[str]:
+    return [what] if names is None else [f"{what}[{name!r}]" for name in names]
+
+
+def sample_count(model, x: Any) -> int:
+    """How many samples ``x`` holds (the first input's length when the model has several)."""
+    first = _fields(x, input_names(model), "x", model.who)[0]
+    return int(_as_array(first).shape[0])

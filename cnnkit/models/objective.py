@@ -1,0 +1,165 @@
+"""What ``compile`` asks a model to minimise and report, matched to the model's outputs.
+
+A model with one output has one loss and a list of metrics. A functional model with
+several outputs takes, as Keras does, one loss for all outputs, a list (in output
+order) or a dict keyed by output name, with optional ``loss_weights``; the total loss
+is ``sum_i w_i * loss_i(y_i, y_pred_i)``. Its metrics are a list applied to every
+output, a list of lists, or a dict; each output gets its own metric objects, logged as
+``<output name>_<metric name>``, and each output's loss is logged as ``<output name>_loss``.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any, Callable, Sequence
+
+from .. import losses
+from .. import metrics as metrics_module
+from ..autograd import Tensor
+
+
+def output_names(model) -> list[str] | None:
+    """The names of a functional model's outputs (their layers' names), or None for one output."""
+    graph = getattr(model, "_graph", None)
+    if graph is None or graph.single_output:
+        return None
+    names = [tensor.node.layer.name for tensor in graph.outputs]
+    # The same layer can feed two outputs; number them so that every log key is unique.
+    return [name if names.count(name) == 1 else f"{name}_{i}" for i, name in enumerate(names)]
+
+
+def _per_output(spec: Any, names: list[str], argument: str, who: str, resolve: Callable, default: Any) -> list:
+    """Match a compile() argument to the outputs: one value for all, a list in output order, or a dict by name."""
+    if isinstance(spec, dict):
+        unknown = sorted(set(spec) - set(names))
+        if unknown:
+            raise ValueError(f"{who}: compile({argument}=...) names unknown outputs {unknown}; "
+                             f"the outputs are {names}")
+        return [resolve(spec[name]) if name in spec else default() for name in names]
+    if isinstance(spec, (list, tuple)):
+        if len(spec) != len(names):
+            raise ValueError(f"{who}: compile({argument}=...) has {len(spec)} entries for {len(names)} outputs "
+                             f"{names}; give one per output, a dict by output name, or a single value for all")
+        return [resolve(entry) for entry in spec]
+    return [resolve(spec) for _ in names]
+
+
+def _fresh_metric(identifier: Any) -> metrics_module.Metric:
+    """A metric object of its own, so that outputs never share one metric's state."""
+    if isinstance(identifier, metrics_module.Metric):
+        metric = copy.deepcopy(identifier)
+        metric.reset_state()
+        return metric
+    return metrics_module.get(identifier)
+
+
+def _loss_weight(value: Any, who: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{who}: compile(loss_weights=...) entries must be numbers, got {value!r}")
+    return float(value)
+
+
+class Objective:
+    """The compiled loss and metrics of a model.
+
+    Args:
+        model: the model being compiled (its outputs decide single or per-output mode).
+        loss: a loss identifier (see :func:`cnnkit.losses.get`), or per output a list or dict.
+        loss_weights: per output a list or dict of factors (1 for outputs left out).
+        metrics: metric identifiers; per output a list of lists or a dict.
+    """
+
+    def __init__(self, model, loss: Any, loss_weights: Any, metrics: Sequence[Any] | dict | None):
+        who = model.who
+        self.names = output_names(model)
+        if self.names is None:
+            if isinstance(loss, (list, tuple, dict)) or loss_weights is not None or isinstance(metrics, dict):
+                raise ValueError(f"{who}: per-output loss, loss_weights or metrics need a functional model with "
+                                 f"several outputs; this model has one output")
+            self.loss = losses.get(loss)
+            self.losses = [self.loss]
+            self.weights = [1.0]
+            self.output_metrics = [[metrics_module.get(m) for m in (metrics or [])]]
+            return
+        self.losses = _per_output(loss, self.names, "loss", who, losses.get, default=lambda: None)
+        missing = [name for name, fn in zip(self.names, self.losses) if fn is None]
+        if missing:
+            raise ValueError(f"{who}: compile(loss={{...}}) gives no loss for outputs {missing}")
+        self.loss = loss if isinstance(loss, (list, tuple, dict)) else self.losses[0]
+        self.weights = ([1.0] * len(self.names) if loss_weights is None else
+                        _per_output(loss_weights, self.names, "loss_weights", who,
+                                    lambda w: _loss_weight(w, who), default=lambda: 1.0))
+        self.output_metrics = _per_output(_metrics_per_output(metrics, len(self.names)), self.names, "metrics",
+                                          who, _metric_list, default=list)
+
+    @property
+    def metrics(self) -> list:
+        """Every metric object, output by output."""
+        return [metric for group in self.output_metrics for metric in group]
+
+    def compute(self, y_true: Any, y_pred: Any, who: str) -> tuple[Tensor, dict]:
+        """The total loss, and each output's loss by log key (empty for a single output)."""
+        if self.names is None:
+            if isinstance(y_pred, (list, tuple)):
+                raise ValueError(f"{who}: the model returned {len(y_pred)} outputs but was compiled for one; "
+                                 f"build it as a functional Model(inputs, [outputs]) to train several outputs")
+            return self.loss(y_true, y_pred), {}
+        parts = {}
+        total = None
+        for name, loss_fn, weight, target, prediction in zip(self.names, self.losses, self.weights,
+                                                             y_true, y_pred):
+            value = loss_fn(target, prediction)
+            parts[f"{name}_loss"] = value
+            term = value if weight == 1.0 else value * weight
+            total = term if total is None else total + term
+        return total, parts
+
+    def update_metrics(self, y_true: Any, y_pred: Any) -> None:
+        if self.names is None:
+            y_true, y_pred = [y_true], [y_pred]
+        for group, target, prediction in zip(self.output_metrics, y_true, y_pred):
+            for metric in group:
+                metric.update_state(target, prediction)
+
+    def metric_logs(self, prefix: str = "") -> dict:
+        """The scalar metrics' results, keyed as the training loop logs them."""
+        logs = {}
+        for i, group in enumerate(self.output_metrics):
+            output_prefix = prefix if self.names is None else f"{prefix}{self.names[i]}_"
+            logs.update({output_prefix + m.name: float(m.result()) for m in group if m.is_scalar})
+        return logs
+
+    def reset_metrics(self) -> None:
+        for metric in self.metrics:
+            metric.reset_state()
+
+    def get_config(self) -> dict:
+        """Plain data for saving: loss and metrics per output (or single), and the loss weights."""
+        if self.names is None:
+            return {"loss": _serialize(self.loss), "metrics": [_serialize(m) for m in self.metrics]}
+        return {"loss": {name: _serialize(fn) for name, fn in zip(self.names, self.losses)},
+                "loss_weights": dict(zip(self.names, self.weights)),
+                "metrics": {name: [_serialize(m) for m in group]
+                            for name, group in zip(self.names, self.output_metrics)}}
+
+
+def _metrics_per_output(metrics: Any, count: int) -> Any:
+    """A flat list of metrics means every output; a list of lists (or a dict) means one entry per output."""
+    if not metrics:
+        return [[] for _ in range(count)]
+    if isinstance(metrics, (list, tuple)) and not all(isinstance(m, (list, tuple)) or m is None for m in metrics):
+        return [list(metrics) for _ in range(count)]
+    return metrics
+
+
+def _metric_list(entry: Any) -> list:
+    entries = [] if entry is None else entry if isinstance(entry, (list, tuple)) else [entry]
+    return [_fresh_metric(identifier) for identifier in entries]
+
+
+def _serialize(obj: Any) -> dict:
+    """Class name and config, for rebuilding on load; plain functions cannot be rebuilt, so they are refused."""
+    if not hasattr(obj, "get_config"):
+        name = getattr(obj, "__name__", type(obj).__name__)
+        raise TypeError(f"cannot save {name!r}: a plain function has no config to rebuild it from; use a "
+                        f"built-in name or a Loss/Metric subclass with get_config(), or save_weights() instead")
+    return {"class_name": type(obj).__name__, "config": obj.get_config()}
