@@ -224,7 +224,9 @@ class Tensor:
 
     def _accumulate_grad(self, grad) -> None:
         if self.grad is None:
-            self.grad = Tensor(grad)
+            # A backward may hand the same array to several inputs (Add does); each leaf owns its copy
+            # so that an optimizer updating one gradient in place never changes another.
+            self.grad = Tensor(grad.copy())
         else:
             self.grad = Tensor(self.grad.data + grad)
 

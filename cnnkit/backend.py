@@ -80,24 +80,9 @@ class Device:
         if isinstance(spec, Device):
             self.kind, self.index = spec.kind, spec.index
             return
-        if spec is None:
-            spec = "cpu"
-        if not isinstance(spec, str):
-            raise TypeError(f"device must be a string such as 'cpu', 'cuda' or 'cuda:1', got {spec!r}")
-        text = spec.strip().lower()
-        kind, _, index_text = text.partition(":")
-        if kind == "gpu":
-            kind = "cuda"
-        if kind not in ("cpu", "cuda") or (kind == "cpu" and index_text):
-            raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {spec!r}")
-        index = 0
-        if kind == "cuda":
-            if index_text:
-                if not index_text.isdigit():
-                    raise ValueError(f"device index must be a non-negative integer, got {spec!r}")
-                index = int(index_text)
-            _check_cuda_device(index)
-        self.kind, self.index = kind, index
+        self.kind, self.index = _parse_device(spec)
+        if self.is_cuda:
+            _check_cuda_device(self.index)
 
     @property
     def is_cuda(self) -> bool:
@@ -118,8 +103,12 @@ class Device:
             yield
 
     def __eq__(self, other: object) -> bool:
+        # Comparing with a string never touches the GPU: Device("cuda") == "cuda:0" holds without one.
         if isinstance(other, str):
-            other = Device(other)
+            try:
+                return (self.kind, self.index) == _parse_device(other)
+            except ValueError:
+                return False
         return isinstance(other, Device) and (self.kind, self.index) == (other.kind, other.index)
 
     def __hash__(self) -> int:
@@ -130,6 +119,22 @@ class Device:
 
     def __repr__(self) -> str:
         return f"Device('{self}')"
+
+
+def _parse_device(spec: "str | None") -> tuple[str, int]:
+    """``(kind, index)`` for a device string, without checking that the device exists."""
+    if spec is None:
+        return "cpu", 0
+    if not isinstance(spec, str):
+        raise TypeError(f"device must be a string such as 'cpu', 'cuda' or 'cuda:1', got {spec!r}")
+    kind, _, index_text = spec.strip().lower().partition(":")
+    if kind == "gpu":
+        kind = "cuda"
+    if kind not in ("cpu", "cuda") or (kind == "cpu" and index_text):
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {spec!r}")
+    if index_text and not index_text.isdigit():
+        raise ValueError(f"device index must be a non-negative integer, got {spec!r}")
+    return kind, int(index_text or 0)
 
 
 def _check_cuda_device(index: int) -> None:

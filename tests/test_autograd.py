@@ -170,3 +170,28 @@ def test_max_with_ties_keeps_float32_gradients(device):
     x.max(axis=1).sum().backward()
     assert x.grad.dtype == np.float32
     np.testing.assert_allclose(x.grad.numpy(), [[0.0, 0.5, 0.5]])
+
+
+def test_comparing_a_device_with_a_string_never_raises():
+    cpu = cnnkit.Device("cpu")
+    assert cpu == "cpu" and cpu == " CPU "
+    assert not cpu == "cuda:0" and not cpu == "tpu" and cpu != "cuda:x"
+
+
+def test_two_leaves_never_share_one_gradient_array(device):
+    a = tensor([1.0, 2.0], device, requires_grad=True)
+    b = tensor([3.0, 4.0], device, requires_grad=True)
+    (a + b).sum().backward()
+    a.grad.data[...] = 0  # an optimizer may update a gradient in place
+    np.testing.assert_allclose(b.grad.numpy(), [1.0, 1.0])
+
+
+def test_pad_and_reductions_check_their_arguments(device):
+    x = tensor(np.ones((2, 3), np.float32), device)
+    with pytest.raises(ValueError, match="one non-negative"):
+        cnnkit.ops.pad(x, ((1, 1),))
+    with pytest.raises(ValueError, match="one non-negative"):
+        cnnkit.ops.pad(x, ((0, 0), (-1, 0)))
+    assert x.sum(axis=np.int64(1)).shape == (2,)
+    with pytest.raises(TypeError):
+        x.sum(axis=1.0)

@@ -136,13 +136,12 @@ class Layer:
         self.input_shape_hint = None if input_shape is None else (None,) + tuple(input_shape)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        # Track sub-layers so that weights, trainable and to() reach them.
+        # Track sub-layers (alone, or in a list, tuple or dict) so that weights, trainable and to() reach them.
         sublayers = self.__dict__.get("_sublayers")
         if sublayers is not None:
-            if isinstance(value, Layer):
-                sublayers[name] = value
-            else:
-                sublayers.pop(name, None)
+            for key in [key for key in sublayers if key == name or key.startswith(name + ".")]:
+                del sublayers[key]
+            sublayers.update(_held_layers(name, value))
         object.__setattr__(self, name, value)
 
     # ------------------------------------------------------------ to override
@@ -293,8 +292,8 @@ class Layer:
         return int(sum(w.size for w in self.weights))
 
     def get_weights(self) -> list[np.ndarray]:
-        """The weights as NumPy arrays, in the order of ``weights``."""
-        return [w.numpy() for w in self.weights]
+        """Copies of the weights as NumPy arrays, in the order of ``weights`` (changing them changes nothing)."""
+        return [np.array(w.numpy(), copy=True) for w in self.weights]
 
     def set_weights(self, values: Iterable[Any]) -> None:
         """Assign NumPy arrays to the weights, in the order of ``weights``; shapes must match."""
@@ -321,6 +320,22 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name='{self.name}' built={self.built}>"
+
+
+def _held_layers(name: str, value: Any) -> dict[str, "Layer"]:
+    """The layers in an attribute, keyed ``name``, ``name.0`` (lists, tuples) or ``name.key`` (dicts).
+
+    A list is read when it is assigned: assign the whole list again after appending to it.
+    """
+    if isinstance(value, Layer):
+        return {name: value}
+    if isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    elif isinstance(value, dict):
+        items = value.items()
+    else:
+        return {}
+    return {f"{name}.{key}": item for key, item in items if isinstance(item, Layer)}
 
 
 def _first_device(inputs) -> backend.Device:

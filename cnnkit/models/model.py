@@ -47,6 +47,8 @@ class Model(Layer):
                 raise ValueError(f"{self.who}: a functional model needs both inputs and outputs")
             self._graph = Graph(inputs, outputs, self.who)
             self.built = True
+            # Inputs are cast to the model's dtype on entry: take it from the Input, so float64 stays float64.
+            self.dtype = self._graph.inputs[0].dtype
             self._device = self._graph.layers[-1].device if self._graph.layers else None
 
     # ------------------------------------------------------------ structure

@@ -42,7 +42,8 @@ def named_weights(layer, prefix: str = "") -> dict[str, Parameter]:
             if id(parameter) not in seen:
                 seen.add(id(parameter))
                 found[path + short_name] = parameter
-        if hasattr(current, "_graph") or hasattr(current, "_stack"):
+        # Functional and Sequential models number their layers; layers and subclassed models use attribute names.
+        if getattr(current, "_graph", None) is not None or hasattr(current, "_stack"):
             children = [(f"layers.{i}.", child) for i, child in enumerate(current.layers)]
         else:
             children = [(f"{attribute}.", child) for attribute, child in current._sublayers.items()]
@@ -63,12 +64,19 @@ def atomic_write(path: "str | os.PathLike", write: Callable[[str], None]) -> Pat
         write(temporary)
         with open(temporary, "rb+") as stream:
             os.fsync(stream.fileno())
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private; a saved file gets the usual mode
         os.replace(temporary, target)
     except BaseException:
         if os.path.exists(temporary):
             os.remove(temporary)
         raise
     return target
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _weights_as_arrays(model) -> dict[str, np.ndarray]:
@@ -87,13 +95,15 @@ def _optimizer_tensors(model) -> tuple[dict, dict]:
         return {}, {}
     state = optimizer.state_dict()
     paths = {id(p): path for path, p in named_weights(model).items()}
-    param_paths = [paths[id(p)] for p in optimizer.params]
+    # The optimizer may still hold weights of layers since removed (Sequential.pop): they are not saved.
+    kept = [(paths[id(p)], slots) for p, slots in zip(optimizer.params, state["slots"]) if id(p) in paths]
+    param_paths = [path for path, _ in kept]
     tensors = {}
-    for path, slots in zip(param_paths, state["slots"]):
+    for path, slots in kept:
         for slot_name, value in slots.items():
             tensors[f"{_OPTIMIZER_PREFIX}{path}.{slot_name}"] = np.ascontiguousarray(value)
     return tensors, {"iterations": state["iterations"], "params": param_paths,
-                     "slot_names": [sorted(slots) for slots in state["slots"]]}
+                     "slot_names": [sorted(slots) for _, slots in kept]}
 
 
 def save_model(model, path: "str | os.PathLike", include_optimizer: bool = True) -> Path:

@@ -35,16 +35,27 @@ class Sequential(Model):
             if self._stack:
                 raise ValueError(f"{self.who}: an Input can only be the first entry of a Sequential model")
             self._input_shape = layer.shape
+            self.dtype = layer.dtype  # Input(..., dtype="float64") makes a float64 model
             return
         if not isinstance(layer, Layer):
             raise TypeError(f"{self.who}: add() takes a Layer, got {layer!r}")
         if any(existing.name == layer.name for existing in self._stack):
             raise ValueError(f"{self.who}: a layer named {layer.name!r} is already in the model; names must be unique")
-        if not self._stack and self._input_shape is None and layer.input_shape_hint is not None:
-            self._input_shape = layer.input_shape_hint
+        input_shape = self._input_shape
+        if not self._stack and input_shape is None and layer.input_shape_hint is not None:
+            input_shape = layer.input_shape_hint
         self._stack.append(layer)
-        if self._input_shape is not None:
-            self._connect()
+        if input_shape is not None:
+            try:
+                self._connect(input_shape)
+            except Exception:
+                # A layer that does not fit is not kept: the model stays as it was before add().
+                self._stack.pop()
+                layer._symbolic_outputs.clear()
+                if self._input_shape is not None and self._stack:
+                    self._connect(self._input_shape)
+                raise
+        self._input_shape = input_shape
 
     def pop(self) -> Layer:
         """Remove and return the last layer (to replace the head of a trained model)."""
@@ -53,21 +64,22 @@ class Sequential(Model):
         layer = self._stack.pop()
         layer._symbolic_outputs.clear()
         if self._input_shape is not None and self._stack:
-            self._connect()
+            self._connect(self._input_shape)
         else:
             self._graph = None
         return layer
 
     def build(self, input_shape) -> None:
         """Build every layer for inputs of ``input_shape`` (batch axis first, may be None)."""
-        self._input_shape = (None,) + tuple(input_shape[1:])
-        self._connect()
+        input_shape = (None,) + tuple(input_shape[1:])
+        self._connect(input_shape)
+        self._input_shape = input_shape
 
-    def _connect(self) -> None:
+    def _connect(self, input_shape: tuple) -> None:
         """Run the stack symbolically from an Input: builds the layers and records every output shape."""
         for layer in self._stack:
             layer._symbolic_outputs.clear()
-        inputs = Input(self._input_shape[1:], dtype=self.dtype)
+        inputs = Input(input_shape[1:], dtype=self.dtype)
         x = inputs
         with backend.default_device(self.device):  # new weights go where the model lives
             for layer in self._stack:
@@ -96,13 +108,14 @@ class Sequential(Model):
                   "layers": [{"class_name": type(l).__name__, "config": l.get_config()} for l in self._stack]}
         if self._input_shape is not None:
             config["input_shape"] = list(self._input_shape[1:])
+            config["dtype"] = self.dtype.name
         return config
 
     @classmethod
     def from_config(cls, config: dict) -> "Sequential":
         model = cls(name=config["name"])
         if "input_shape" in config:
-            model.add(Input(tuple(config["input_shape"])))
+            model.add(Input(tuple(config["input_shape"]), dtype=config.get("dtype")))
         for entry in config["layers"]:
             model.add(layer_class(entry["class_name"]).from_config(dict(entry["config"])))
         model.trainable = config.get("trainable", True)

@@ -1,6 +1,8 @@
 """Reductions: sum, mean, max, min over axes."""
 from __future__ import annotations
 
+import operator
+
 from .. import backend
 from ..autograd import Function
 
@@ -9,10 +11,11 @@ def normalize_axes(axis, ndim: int) -> tuple:
     """``axis`` (None, an int or a tuple, negatives allowed) as a sorted tuple of non-negative ints."""
     if axis is None:
         return tuple(range(ndim))
-    if isinstance(axis, int):
+    if not isinstance(axis, (tuple, list)):
         axis = (axis,)
     axes = []
     for a in axis:
+        a = operator.index(a)  # ints and NumPy integers; a float axis is a TypeError
         if not -ndim <= a < ndim:
             raise ValueError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
         axes.append(a % ndim)

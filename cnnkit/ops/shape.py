@@ -150,7 +150,11 @@ def concatenate(xs: Sequence, axis: int = 1):
 
 def pad(x, pad_width: Sequence, value: float = 0.0):
     """Pad each axis by ``pad_width[i] = (before, after)`` with a constant."""
-    return Pad(tuple((int(b), int(a)) for b, a in pad_width), value)(x)
+    pad_width = tuple((int(before), int(after)) for before, after in pad_width)
+    if len(pad_width) != x.ndim or any(before < 0 or after < 0 for before, after in pad_width):
+        raise ValueError(f"pad: pad_width needs one non-negative (before, after) pair per axis of the "
+                         f"{x.ndim}-d input, got {pad_width}")
+    return Pad(pad_width, value)(x)
 
 
 def flatten(x, start_axis: int = 1):

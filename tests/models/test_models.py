@@ -164,3 +164,62 @@ def test_duplicate_layer_names_are_rejected():
 def test_activation_layer_in_sequential():
     model = Sequential([Input((3,)), Dense(2), Activation("softmax")])
     np.testing.assert_allclose(model(np.ones((1, 3), np.float32)).numpy().sum(), 1, rtol=1e-6)
+
+
+def test_get_weights_returns_copies():
+    model = Sequential([Input((3,)), Dense(2)])
+    weights = model.get_weights()
+    weights[0][...] = 7.0
+    assert not np.allclose(model.get_weights()[0], 7.0)
+
+
+def test_a_layer_that_does_not_fit_is_not_added():
+    model = Sequential([Input((1, 8, 8)), Conv2D(4, 3), Flatten()])
+    with pytest.raises(ValueError):
+        model.add(Conv2D(2, 3))  # a convolution after Flatten gets rank 2
+    assert [type(layer).__name__ for layer in model.layers] == ["Conv2D", "Flatten"]
+    model.add(Dense(3))
+    assert model.predict(np.zeros((2, 1, 8, 8), np.float32)).shape == (2, 3)
+
+
+def test_a_failed_build_keeps_the_previous_input_shape():
+    model = Sequential([Dense(3)])
+    with pytest.raises(ValueError):
+        model.build((None, 2, 0))
+    model.build((None, 4))
+    assert model.output_shape == (None, 3)
+
+
+@pytest.mark.parametrize("make", ["functional", "sequential"])
+def test_a_float64_input_makes_a_float64_model(make):
+    inputs = Input((3,), dtype="float64")
+    dense = Dense(2, dtype="float64")
+    model = Model(inputs, dense(inputs)) if make == "functional" else Sequential([inputs, dense])
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    assert model.predict(x).dtype == np.float64
+    np.testing.assert_allclose(model.predict(x), x @ dense.kernel.numpy() + dense.bias.numpy(), rtol=1e-12)
+
+
+class Tower(Model):
+    def __init__(self):
+        super().__init__()
+        self.blocks = [Dense(4, activation="relu"), Dense(4, activation="relu")]
+        self.heads = {"out": Dense(2)}
+
+    def call(self, x, training=False):
+        for block in self.blocks:
+            x = block(x)
+        return self.heads["out"](x)
+
+
+def test_layers_held_in_lists_and_dicts_are_tracked():
+    model = Tower()
+    model(np.zeros((1, 3), np.float32))
+    assert len(model.weights) == 6
+    model.trainable = False
+    assert not model.trainable_weights
+    from cnnkit.models.saving import named_weights
+    assert sorted(named_weights(model)) == ["blocks.0.bias", "blocks.0.kernel", "blocks.1.bias", "blocks.1.kernel",
+                                            "heads.out.bias", "heads.out.kernel"]
+    model.blocks = []
+    assert len(model.weights) == 2

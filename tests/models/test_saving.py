@@ -139,3 +139,40 @@ def test_a_model_trained_on_the_gpu_loads_on_the_cpu(tmp_path):
     loaded = cnnkit.load_model(tmp_path / "gpu.safetensors", device="cpu")
     assert all(w.device == cnnkit.Device("cpu") for w in loaded.weights)
     np.testing.assert_allclose(loaded.predict(x), model.predict(x), rtol=1e-4, atol=1e-5)
+
+
+def test_a_model_saved_after_pop_keeps_only_its_own_optimizer_slots(tmp_path):
+    x, y = data()
+    model = cnn()
+    model.compile("adam", cnnkit.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, epochs=1, verbose=0)
+    model.pop()
+    model.add(Dense(3, name="new_head"))
+    model.compile(model.optimizer, cnnkit.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.save(tmp_path / "popped.safetensors")
+    loaded = cnnkit.load_model(tmp_path / "popped.safetensors")
+    np.testing.assert_allclose(loaded.predict(x), model.predict(x), rtol=1e-6)
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        path = cnn().save(tmp_path / "mode.safetensors")
+    finally:
+        os.umask(previous)
+    assert oct(os.stat(path).st_mode & 0o777) == oct(0o644)
+
+
+class TwoLayers(Model):
+    def __init__(self):
+        super().__init__()
+        self.first, self.second = Dense(3), Dense(2)
+
+    def call(self, x, training=False):
+        return self.second(self.first(x))
+
+
+def test_subclassed_models_key_weights_by_attribute_name():
+    model = TwoLayers()
+    model(np.zeros((1, 4), np.float32))
+    assert sorted(saving.named_weights(model)) == ["first.bias", "first.kernel", "second.bias", "second.kernel"]
