@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from . import custom_objects
 from .autograd import Tensor
 from .ops.activation import elu, gelu, leaky_relu, log_softmax, maxout, relu, sigmoid, silu, softmax, swish, tanh
 
@@ -52,27 +53,28 @@ def get(identifier: "str | Callable | None") -> Callable:
     if identifier is None:
         return linear
     if isinstance(identifier, str):
-        try:
-            return _BY_NAME[identifier.lower()]
-        except KeyError:
-            raise ValueError(f"unknown activation {identifier!r}; valid names: {', '.join(_BY_NAME)}") from None
+        found = custom_objects.find(identifier) or _BY_NAME.get(identifier.lower())
+        if found is None:
+            raise ValueError(f"unknown activation {identifier!r}; valid names: {', '.join(_BY_NAME)}")
+        return found
+    if isinstance(identifier, dict):
+        return custom_objects.deserialize(identifier, "activation", _BY_NAME)
     if callable(identifier):
         return identifier
     raise TypeError(f"activation must be a name, a callable or None, got {type(identifier).__name__}: "
                     f"{identifier!r}")
 
 
-def serialize(fn: Callable) -> str:
+def serialize(fn: Callable) -> "str | dict":
     """The name under which :func:`get` finds ``fn`` (for a layer's config).
 
-    ``swish`` is the same function as ``silu`` and serialises as ``"silu"``.
+    ``swish`` is the same function as ``silu`` and serialises as ``"silu"``. A user's
+    function is stored by its ``__name__`` and found again through ``custom_objects``.
 
     Raises:
-        ValueError: when ``fn`` is not one of the named activations (a custom
-            callable cannot be stored by name).
+        TypeError: for a callable that has no name to store (a lambda).
     """
     for name, known in _BY_NAME.items():
         if fn is known:
             return name
-    raise ValueError(f"cannot serialize activation {fn!r}: it is not one of the named activations "
-                     f"({', '.join(_BY_NAME)})")
+    return custom_objects.serialize(fn, "activation")

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import backend
+from . import backend, custom_objects
 
 
 def compute_fans(shape: tuple, layout: str = "dense") -> tuple[float, float]:
@@ -212,13 +212,16 @@ def get(identifier: Any) -> Initializer:
         return identifier
     if isinstance(identifier, dict):
         name, config = identifier.get("class_name"), identifier.get("config", {})
-        return _lookup(name)(**config)
+        return _lookup(name).from_config(config)
     if isinstance(identifier, str):
         return _lookup(identifier)()
     raise TypeError(f"initializer must be a name, a config dict or an Initializer, got {identifier!r}")
 
 
 def _lookup(name: str):
+    custom = custom_objects.find(name)
+    if custom is not None:
+        return custom
     key = str(name).lower()
     if key not in _BY_NAME:
         raise ValueError(f"unknown initializer {name!r}; valid names: {', '.join(sorted(_BY_NAME))}")
@@ -228,5 +231,7 @@ def _lookup(name: str):
 def serialize(initializer: Initializer) -> dict:
     """Plain data that :func:`get` turns back into an equal initializer."""
     # The first name listed for a class is its canonical one (glorot_uniform, not xavier_uniform).
-    name = next(key for key, cls in _BY_NAME.items() if cls is type(initializer))
+    name = next((key for key, cls in _BY_NAME.items() if cls is type(initializer)), None)
+    if name is None:
+        return custom_objects.serialize(initializer, "initializer")
     return {"class_name": name, "config": initializer.get_config()}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from . import custom_objects
 from .autograd import Tensor
 
 
@@ -91,7 +92,9 @@ def get(identifier: Any) -> Regularizer | None:
     if identifier is None or isinstance(identifier, Regularizer):
         return identifier
     if isinstance(identifier, dict):
-        return _lookup(identifier.get("class_name"))(**identifier.get("config", {}))
+        if "function" in identifier:
+            return custom_objects.deserialize(identifier, "regularizer")
+        return _lookup(identifier.get("class_name")).from_config(identifier.get("config", {}))
     if isinstance(identifier, str):
         return _lookup(identifier)()
     if callable(identifier):
@@ -100,6 +103,9 @@ def get(identifier: Any) -> Regularizer | None:
 
 
 def _lookup(name: str):
+    custom = custom_objects.find(name)
+    if custom is not None:
+        return custom
     key = str(name).lower()
     if key not in _BY_NAME:
         raise ValueError(f"unknown regularizer {name!r}; valid names: {', '.join(sorted(_BY_NAME))}")
@@ -107,9 +113,12 @@ def _lookup(name: str):
 
 
 def serialize(regularizer: Regularizer | None) -> dict | None:
+    """Plain data that :func:`get` turns back into the regularizer (user ones through custom_objects)."""
     if regularizer is None:
         return None
-    name = {L1: "l1", L2: "l2"}.get(type(regularizer), "l1_l2")
+    name = {L1: "l1", L2: "l2", L1L2: "l1_l2"}.get(type(regularizer))
+    if name is None:
+        return custom_objects.serialize(regularizer, "regularizer")
     return {"class_name": name, "config": regularizer.get_config()}
 
 

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+import cnnkit
 from cnnkit import activations
 from cnnkit.ops import activation as ops
 from tests.helpers import tensor
@@ -50,7 +51,15 @@ def test_serialize_round_trips(name):
     assert activations.serialize(activations.get(name)) == name
 
 
-def test_swish_serializes_as_silu_and_custom_functions_cannot():
+def test_swish_serializes_as_silu_and_custom_functions_by_name():
     assert activations.serialize(activations.get("swish")) == "silu"
-    with pytest.raises(ValueError, match="cannot serialize activation"):
+
+    def squareplus(x):
+        return x
+
+    assert activations.serialize(squareplus) == {"function": "squareplus"}
+    with cnnkit.custom_objects.custom_object_scope({"squareplus": squareplus}):
+        assert activations.get({"function": "squareplus"}) is squareplus
+        assert activations.get("squareplus") is squareplus
+    with pytest.raises(TypeError, match="cannot save activation"):
         activations.serialize(lambda x: x)

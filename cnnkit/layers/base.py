@@ -18,7 +18,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .. import backend, initializers, regularizers
+from .. import backend, custom_objects, initializers, regularizers
 from ..autograd import Parameter, Tensor
 
 _LAYER_CLASSES: dict[str, type] = {}
@@ -39,10 +39,21 @@ def _snake_case(name: str) -> str:
 
 
 def layer_class(name: str) -> type:
-    """The layer class registered under ``name`` (every Layer subclass registers itself)."""
+    """The layer class registered under ``name`` (every Layer subclass registers itself, or custom_objects)."""
+    custom = custom_objects.find(name)
+    if custom is not None:
+        return custom
     if name not in _LAYER_CLASSES:
         raise ValueError(f"unknown layer class {name!r}; known layers: {', '.join(sorted(_LAYER_CLASSES))}")
     return _LAYER_CLASSES[name]
+
+
+def serialize_layer(layer: "Layer") -> dict:
+    """A layer's class name and config, for a model's config; says which layer could not be saved."""
+    try:
+        return {"class_name": type(layer).__name__, "config": layer.get_config()}
+    except TypeError as error:
+        raise TypeError(f"{layer.who}: {error}") from None
 
 
 class InputSpec:

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .. import custom_objects
 from . import functions as F
 
 
@@ -109,8 +110,8 @@ class MeanMetricWrapper(Metric):
 
     A scalar result counts once per sample of the batch (weight ``len(y_true)``),
     so when ``fn`` returns a batch mean the epoch result is the per-sample mean;
-    an array result is averaged element-wise. The function itself is not part
-    of ``get_config()``.
+    an array result is averaged element-wise. The function is saved by name, so a
+    user's function is found again through ``load_model(custom_objects=...)``.
 
     Args:
         fn: the function to average.
@@ -134,25 +135,45 @@ class MeanMetricWrapper(Metric):
     def result(self) -> float:
         return self.mean.result()
 
+    def get_config(self) -> dict:
+        return {"fn": custom_objects.serialize(self.fn, "metric function"), "name": self.name}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Metric":
+        fn = custom_objects.deserialize(config["fn"], "metric function", vars(F))
+        return cls(fn, config.get("name"))
+
 
 # ---------------------------------------------------------------- accuracies
 
-class MeanAbsoluteError(MeanMetricWrapper):
+class _FixedMean(MeanMetricWrapper):
+    """A mean of a function the class fixes, so that only the name is configurable."""
+
+    function: Callable[[Any, Any], Any]
+
+    def __init__(self, name: str | None = None):
+        super().__init__(type(self).function, name or self.default_name)
+
+    def get_config(self) -> dict:
+        return {"name": self.name}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Metric":
+        return cls(**config)
+
+
+class MeanAbsoluteError(_FixedMean):
     """Mean absolute error over an epoch; see :func:`cnnkit.metrics.mean_absolute_error`."""
 
     default_name = "mean_absolute_error"
-
-    def __init__(self, name: str | None = None):
-        super().__init__(F.mean_absolute_error, name or self.default_name)
+    function = staticmethod(F.mean_absolute_error)
 
 
-class MeanSquaredError(MeanMetricWrapper):
+class MeanSquaredError(_FixedMean):
     """Mean squared error over an epoch; see :func:`cnnkit.metrics.mean_squared_error`."""
 
     default_name = "mean_squared_error"
-
-    def __init__(self, name: str | None = None):
-        super().__init__(F.mean_squared_error, name or self.default_name)
+    function = staticmethod(F.mean_squared_error)
 
 
 class _MatchCounter(Metric):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from ..layers.base import InputLayer, Layer, SymbolicTensor, _show, layer_class
+from ..layers.base import InputLayer, Layer, SymbolicTensor, _show, layer_class, serialize_layer
 
 
 def _as_list(value: Any) -> list:
@@ -77,7 +77,7 @@ class Graph:
         """Layers and wiring as plain data (each node refers to its input nodes by index)."""
         node_index = {id(node): i for i, node in enumerate(self.nodes)}
         return {
-            "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()} for layer in self.layers],
+            "layers": [serialize_layer(layer) for layer in self.layers],
             "nodes": [{"layer": node.layer.name, "inputs": [node_index[id(t.node)] for t in node.inputs]}
                       for node in self.nodes],
             "inputs": [node_index[id(t.node)] for t in self.inputs],

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Callable, Sequence
 
-from .. import losses
+from .. import custom_objects, losses
 from .. import metrics as metrics_module
 from ..autograd import Tensor
 
@@ -135,10 +135,10 @@ class Objective:
     def get_config(self) -> dict:
         """Plain data for saving: loss and metrics per output (or single), and the loss weights."""
         if self.names is None:
-            return {"loss": _serialize(self.loss), "metrics": [_serialize(m) for m in self.metrics]}
-        return {"loss": {name: _serialize(fn) for name, fn in zip(self.names, self.losses)},
+            return {"loss": custom_objects.serialize(self.loss, "loss"), "metrics": [custom_objects.serialize(m, "metric") for m in self.metrics]}
+        return {"loss": {name: custom_objects.serialize(fn, "loss") for name, fn in zip(self.names, self.losses)},
                 "loss_weights": dict(zip(self.names, self.weights)),
-                "metrics": {name: [_serialize(m) for m in group]
+                "metrics": {name: [custom_objects.serialize(m, "metric") for m in group]
                             for name, group in zip(self.names, self.output_metrics)}}
 
 
@@ -156,10 +156,3 @@ def _metric_list(entry: Any) -> list:
     return [_fresh_metric(identifier) for identifier in entries]
 
 
-def _serialize(obj: Any) -> dict:
-    """Class name and config, for rebuilding on load; plain functions cannot be rebuilt, so they are refused."""
-    if not hasattr(obj, "get_config"):
-        name = getattr(obj, "__name__", type(obj).__name__)
-        raise TypeError(f"cannot save {name!r}: a plain function has no config to rebuild it from; use a "
-                        f"built-in name or a Loss/Metric subclass with get_config(), or save_weights() instead")
-    return {"class_name": type(obj).__name__, "config": obj.get_config()}

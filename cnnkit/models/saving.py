@@ -24,6 +24,7 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from .. import __version__, backend, losses, optimizers
+from ..custom_objects import custom_object_scope, deserialize
 from .. import metrics as metrics_module
 from ..autograd import Parameter
 
@@ -184,22 +185,21 @@ def load_weights(model, path: "str | os.PathLike", strict: bool = True) -> None:
     _assign_weights(model, arrays, strict, str(path))
 
 
-def _rebuild(entry: dict, module) -> Any:
-    cls = getattr(module, entry["class_name"])
-    return cls.from_config(entry["config"]) if hasattr(cls, "from_config") else cls(**entry["config"])
+def _rebuild(entry: dict, module, what: str) -> Any:
+    return deserialize(entry, what, vars(module))
 
 
-def _rebuild_each(entries: Any, module) -> Any:
+def _rebuild_each(entries: Any, module, what: str) -> Any:
     """Rebuild one saved entry, a list of them, or a dict of either (per-output settings)."""
     if isinstance(entries, list):
-        return [_rebuild_each(entry, module) for entry in entries]
-    if "class_name" in entries:
-        return _rebuild(entries, module)
-    return {key: _rebuild_each(value, module) for key, value in entries.items()}
+        return [_rebuild_each(entry, module, what) for entry in entries]
+    if "class_name" in entries or "function" in entries:
+        return _rebuild(entries, module, what)
+    return {key: _rebuild_each(value, module, what) for key, value in entries.items()}
 
 
 def load_model(path: "str | os.PathLike", device: Any = None, compile: bool = True,  # noqa: A002 (Keras' name)
-               restore_rng_state: bool = False):
+               restore_rng_state: bool = False, custom_objects: dict[str, Any] | None = None):
     """Rebuild a model saved with ``model.save``: architecture, weights, compile settings, optimizer state.
 
     Args:
@@ -208,6 +208,8 @@ def load_model(path: "str | os.PathLike", device: Any = None, compile: bool = Tr
         compile: restore the optimizer, loss and metrics so training can continue.
         restore_rng_state: also restore cnnkit's random generator as it was at saving,
             so that resumed training draws the same shuffles and dropout masks.
+        custom_objects: the user's layers, losses, metrics, activations, initializers
+            and regularizers the file names, by name: ``{"smooth_l1": smooth_l1}``.
     """
     from .model import Model
     from .sequential import Sequential
@@ -217,16 +219,20 @@ def load_model(path: "str | os.PathLike", device: Any = None, compile: bool = Tr
         raise ValueError(f"{str(path)!r} holds only weights; build the model in code and call load_weights()")
     classes = {"Sequential": Sequential, "Model": Model}
     cls = classes.get(metadata.get("class_name"), Model)
-    with backend.default_device(backend.as_device(device)):
+    with custom_object_scope(custom_objects), backend.default_device(backend.as_device(device)):
         model = cls.from_config(json.loads(metadata["config"]))
-    if compile and "compile" in metadata:
-        settings = json.loads(metadata["compile"])
-        model.compile(optimizer=_rebuild(settings["optimizer"], optimizers),
-                      loss=_rebuild_each(settings["loss"], losses),
-                      metrics=_rebuild_each(settings["metrics"], metrics_module),
-                      loss_weights=settings.get("loss_weights"))
+        if compile and "compile" in metadata:
+            _compile_from(model, json.loads(metadata["compile"]))
     _load_training_state(model, tensors, metadata, str(path), restore_rng_state)
     return model
+
+
+def _compile_from(model, settings: dict) -> None:
+    """Compile ``model`` as it was when saved (optimizer, losses, loss weights, metrics)."""
+    model.compile(optimizer=_rebuild(settings["optimizer"], optimizers, "optimizer"),
+                  loss=_rebuild_each(settings["loss"], losses, "loss"),
+                  metrics=_rebuild_each(settings["metrics"], metrics_module, "metric"),
+                  loss_weights=settings.get("loss_weights"))
 
 
 def restore_training_state(model, path: "str | os.PathLike", restore_rng_state: bool = True) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from .. import backend
-from ..layers.base import Input, InputLayer, Layer, SymbolicTensor, _show, layer_class
+from ..layers.base import Input, InputLayer, Layer, SymbolicTensor, _show, layer_class, serialize_layer
 from .graph import Graph
 from .model import Model
 
@@ -105,7 +105,7 @@ class Sequential(Model):
 
     def get_config(self) -> dict:
         config = {"name": self.name, "trainable": self.trainable,
-                  "layers": [{"class_name": type(l).__name__, "config": l.get_config()} for l in self._stack]}
+                  "layers": [serialize_layer(layer) for layer in self._stack]}
         if self._input_shape is not None:
             config["input_shape"] = list(self._input_shape[1:])
             config["dtype"] = self.dtype.name

@@ -176,3 +176,49 @@ def test_subclassed_models_key_weights_by_attribute_name():
     model = TwoLayers()
     model(np.zeros((1, 4), np.float32))
     assert sorted(saving.named_weights(model)) == ["first.bias", "first.kernel", "second.bias", "second.kernel"]
+
+
+def scaled_tanh(x):
+    return cnnkit.ops.tanh(x) * 2.0
+
+
+def squared_error(y_true, y_pred):
+    return ((y_pred - y_true) ** 2).mean()
+
+
+def prediction_mean(y_true, y_pred):
+    return float(y_pred.numpy().mean())
+
+
+class Halve(cnnkit.initializers.Initializer):
+    def __init__(self, value=0.5):
+        self.value = value
+
+    def __call__(self, shape, dtype=np.float32, layout="dense"):
+        return np.full(shape, self.value, dtype)
+
+    def get_config(self):
+        return {"value": self.value}
+
+
+def test_user_functions_and_classes_save_by_name_and_load_with_custom_objects(tmp_path):
+    x = np.random.default_rng(0).standard_normal((16, 3)).astype(np.float32)
+    y = x[:, :1] * 0.5
+    model = Sequential([Input((3,)), Dense(4, activation=scaled_tanh, kernel_initializer=Halve(0.25)), Dense(1)])
+    model.compile("sgd", loss=squared_error, metrics=[prediction_mean])
+    model.fit(x, y, epochs=1, verbose=0)
+    path = model.save(tmp_path / "custom.safetensors")
+    with pytest.raises(ValueError, match=r"custom_objects=\{'scaled_tanh'"):
+        cnnkit.load_model(path)
+    custom = {"scaled_tanh": scaled_tanh, "Halve": Halve, "squared_error": squared_error, "prediction_mean": prediction_mean}
+    loaded = cnnkit.load_model(path, custom_objects=custom)
+    np.testing.assert_allclose(loaded.predict(x), model.predict(x), rtol=1e-6)
+    assert loaded.layers[0].kernel_initializer.value == 0.25
+    assert loaded.evaluate(x, y, verbose=0) == pytest.approx(model.evaluate(x, y, verbose=0), rel=1e-6)
+
+
+def test_a_lambda_cannot_be_saved_and_the_error_names_the_layer(tmp_path):
+    model = Sequential([Input((3,)), Dense(2, activation=lambda t: t, name="odd")])
+    with pytest.raises(TypeError, match="Dense 'odd': cannot save activation"):
+        model.save(tmp_path / "lambda.safetensors")
+    assert not (tmp_path / "lambda.safetensors").exists()
