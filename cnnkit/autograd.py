@@ -83,7 +83,8 @@ class Tensor:
         name: an optional label, shown in ``repr`` and in error messages.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "creator", "generation", "name", "retains_grad", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "creator", "generation", "name", "retains_grad", "version",
+                 "__weakref__")
     # Make `ndarray <op> Tensor` call the Tensor's reflected operator.
     __array_ufunc__ = None
 
@@ -101,6 +102,11 @@ class Tensor:
         self.generation = 0
         self.name = name
         self.retains_grad = False
+        self.version = 0  # bumped by in-place updates (optimizer steps), so backward can tell stale graphs
+
+    def mark_modified(self) -> None:
+        """Record that ``data`` was changed in place: graphs that used the old values can no longer backward."""
+        self.version += 1
 
     # ------------------------------------------------------------ properties
     @property
@@ -387,6 +393,7 @@ class Function:
         tensors = [x for x in inputs if isinstance(x, Tensor)]
         if _grad_enabled and any(t.requires_grad for t in tensors):
             self.inputs = inputs
+            self.input_versions = tuple(x.version if isinstance(x, Tensor) else None for x in inputs)
             self.needs_grad = tuple(isinstance(x, Tensor) and x.requires_grad for x in inputs)
             self.generation = max(t.generation for t in tensors)
             for output in outputs:
@@ -429,6 +436,7 @@ def _run_backward(root: Tensor, root_grad) -> None:
             if gy is None:
                 gy = _zeros_for_output(function, index)
             gys.append(gy)
+        _check_unmodified(function)
         gxs = function.backward(*gys)
         if not isinstance(gxs, tuple):
             gxs = (gxs,)
@@ -449,6 +457,15 @@ def _run_backward(root: Tensor, root_grad) -> None:
             previous = pending.get(id(x))
             pending[id(x)] = gx if previous is None else previous + gx
             enqueue(x.creator)
+
+
+def _check_unmodified(function: Function) -> None:
+    """Refuse a backward through values changed in place since the forward pass (PyTorch does the same)."""
+    for x, version in zip(function.inputs, function.input_versions):
+        if isinstance(x, Tensor) and x.version != version:
+            raise RuntimeError(f"{type(function).__name__}.backward: its input {x.name or tuple(x.shape)} was changed "
+                               f"in place (e.g. by optimizer.step()) after the forward pass; compute the loss "
+                               f"again before calling backward()")
 
 
 def _zeros_for_output(function: Function, index: int):

@@ -195,3 +195,13 @@ def test_pad_and_reductions_check_their_arguments(device):
     assert x.sum(axis=np.int64(1)).shape == (2,)
     with pytest.raises(TypeError):
         x.sum(axis=1.0)
+
+
+def test_backward_after_an_optimizer_step_changed_an_input_is_refused():
+    w = cnnkit.Parameter(np.array([1.0, 2.0], np.float32), name="w")
+    optimizer = cnnkit.optimizers.SGD(learning_rate=0.1)
+    (w * w).sum().backward()
+    loss = (w * w).sum()
+    optimizer.step([w])
+    with pytest.raises(RuntimeError, match="changed in place"):
+        loss.backward()

@@ -204,6 +204,8 @@ class Optimizer(abc.ABC):
                 for name, array in self._slots_of(i).items():
                     slot_lists[name].append(array)
             self._update([params[i].data for i in active], self._clip(grads), slot_lists, self.learning_rate)
+            for i in active:
+                params[i].mark_modified()
         self.iterations += 1
 
     def _slots_of(self, index: int) -> dict[str, Any]:
