@@ -218,7 +218,7 @@ class Tensor:
                                    f"pass grad= of the same shape")
             grad = self.xp.ones_like(self.data)
         else:
-            grad = _as_array(grad, self.dtype)
+            grad = _as_array(grad, self.dtype, self.device)  # host data follows a GPU tensor to its device
             if grad.shape != self.shape:
                 raise ValueError(f"backward(grad=...) must have the tensor's shape {self.shape}, got {grad.shape}")
         if self.creator is None:

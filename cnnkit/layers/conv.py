@@ -57,7 +57,7 @@ class _Windowed(Layer):
 
     def _window_config(self) -> dict:
         return {"kernel_size": list(self.kernel_size), "strides": list(self.strides),
-                "padding": self.padding if isinstance(self.padding, str) else self.padding,
+                "padding": self.padding,
                 "dilation_rate": list(self.dilation_rate)}
 
 

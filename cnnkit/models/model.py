@@ -30,6 +30,8 @@ class Model(Layer):
         name: the model's name.
     """
 
+    lists_input_layers = True  # summary() shows the Input layers (a Sequential's Input is implicit)
+
     def __init__(self, inputs: Any = None, outputs: Any = None, *, name: str | None = None, **kwargs):
         super().__init__(name=name, **kwargs)
         self._graph: Graph | None = None
@@ -115,7 +117,8 @@ class Model(Layer):
             shape = tuple(tensor.shape)
             if len(shape) != len(symbol.shape) or any(
                     s is not None and s != t for s, t in zip(symbol.shape[1:], shape[1:])):
-                raise ValueError(f"{self.who}: input {i} should have shape {_show(symbol.shape)} "
+                which = "the input" if len(expected) == 1 else f"input {i}"
+                raise ValueError(f"{self.who}: expected {which} to have shape {_show(symbol.shape)} "
                                  f"(batch first), got {_show(shape)}")
 
     def compute_output_shape(self, input_shape):

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from .. import backend
-from ..layers.base import Input, InputLayer, Layer, SymbolicTensor, _show, layer_class, serialize_layer
+from ..layers.base import Input, InputLayer, Layer, SymbolicTensor, layer_class, serialize_layer
 from .graph import Graph
 from .model import Model
 
@@ -17,6 +17,8 @@ class Sequential(Model):
     from ``input_shape=`` on the first layer, from ``build(input_shape)``, or from
     the first batch it is called on.
     """
+
+    lists_input_layers = False
 
     def __init__(self, layers: Iterable[Any] | None = None, *, name: str | None = None, **kwargs):
         super().__init__(name=name, **kwargs)
@@ -88,10 +90,7 @@ class Sequential(Model):
         self.built = True
 
     def call(self, inputs, training: bool = False):
-        if len(inputs.shape) != len(self._input_shape) or any(
-                s is not None and s != t for s, t in zip(self._input_shape[1:], inputs.shape[1:])):
-            raise ValueError(f"{self.who}: expected input of shape {_show(self._input_shape)} (batch first), "
-                             f"got {_show(inputs.shape)}")
+        self._check_inputs([inputs])
         x = inputs
         for layer in self._stack:
             x = layer(x, training=training)

@@ -8,11 +8,14 @@ from ..layers.base import InputLayer, _show
 
 
 def format_bytes(size: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.2f} {unit}" if unit != "B" else f"{int(size)} B"
+    """``size`` bytes in B, KB, MB or GB (powers of 1024), whichever keeps the number below 1024."""
+    if size < 1024:
+        return f"{int(size)} B"
+    for unit in ("KB", "MB"):
         size /= 1024
-    return f"{size:.2f} GB"
+        if size < 1024:
+            return f"{size:.2f} {unit}"
+    return f"{size / 1024:.2f} GB"
 
 
 def _rows(model) -> list[tuple[str, str, str, str]]:
@@ -25,7 +28,7 @@ def _rows(model) -> list[tuple[str, str, str, str]]:
     rows = []
     for node in graph.nodes:
         layer = node.layer
-        if isinstance(layer, InputLayer) and type(model).__name__ == "Sequential":
+        if isinstance(layer, InputLayer) and not model.lists_input_layers:
             continue
         connected = ", ".join(t.node.layer.name for t in node.inputs) if branching else ""
         rows.append((f"{layer.name} ({type(layer).__name__})", _show(node.outputs[0].shape),

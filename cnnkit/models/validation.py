@@ -6,6 +6,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import backend
+from ..autograd import Tensor
 from ..data import KFold, StratifiedKFold
 
 
@@ -27,7 +28,7 @@ def cross_validate(build_model: Callable[[], Any], x: Any, y: Any, n_splits: int
         metrics ``evaluate`` reports (loss first).
     """
     splitter = (StratifiedKFold if stratified else KFold)(n_splits=n_splits, shuffle=shuffle, seed=seed)
-    labels = backend.to_numpy(y.data if hasattr(y, "data") else y)
+    labels = backend.to_numpy(y.data if isinstance(y, Tensor) else y)
     folds = []
     for train_index, test_index in splitter.split(labels, labels):
         model = build_model()

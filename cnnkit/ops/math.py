@@ -37,7 +37,9 @@ class Add(Function):
         return a + b
 
     def backward(self, gy):
-        return sum_to_shape(gy, self.shapes[0]), sum_to_shape(gy, self.shapes[1])
+        ga = sum_to_shape(gy, self.shapes[0]) if self.needs_grad[0] else None
+        gb = sum_to_shape(gy, self.shapes[1]) if self.needs_grad[1] else None
+        return ga, gb
 
 
 class Sub(Function):
@@ -48,8 +50,9 @@ class Sub(Function):
         return a - b
 
     def backward(self, gy):
+        ga = sum_to_shape(gy, self.shapes[0]) if self.needs_grad[0] else None
         gb = -sum_to_shape(gy, self.shapes[1]) if self.needs_grad[1] else None
-        return sum_to_shape(gy, self.shapes[0]), gb
+        return ga, gb
 
 
 class Mul(Function):

@@ -57,7 +57,7 @@ def test_sequential_reports_a_misfit_layer_when_added():
 
 def test_sequential_rejects_inputs_of_the_wrong_shape():
     model = small_cnn()
-    with pytest.raises(ValueError, match=r"expected input of shape \(None, 1, 8, 8\)"):
+    with pytest.raises(ValueError, match=r"expected the input to have shape \(None, 1, 8, 8\)"):
         model(np.zeros((2, 1, 9, 8), np.float32))
 
 
@@ -74,7 +74,7 @@ def test_functional_model_with_residual_and_branch_runs_and_backpropagates(devic
 
 def test_functional_model_checks_its_inputs():
     model = residual_model()
-    with pytest.raises(ValueError, match=r"input 0 should have shape \(None, 3, 8, 8\)"):
+    with pytest.raises(ValueError, match=r"expected the input to have shape \(None, 3, 8, 8\)"):
         model(np.zeros((1, 1, 8, 8), np.float32))
 
 
