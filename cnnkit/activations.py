@@ -53,10 +53,7 @@ def get(identifier: "str | Callable | None") -> Callable:
     if identifier is None:
         return linear
     if isinstance(identifier, str):
-        found = custom_objects.find(identifier) or _BY_NAME.get(identifier.lower())
-        if found is None:
-            raise ValueError(f"unknown activation {identifier!r}; valid names: {', '.join(_BY_NAME)}")
-        return found
+        return custom_objects.lookup(identifier, _BY_NAME, "activation")
     if isinstance(identifier, dict):
         return custom_objects.deserialize(identifier, "activation", _BY_NAME)
     if callable(identifier):

@@ -34,6 +34,21 @@ def find(name: str) -> Any | None:
     return None
 
 
+def lookup(name: str, known: dict[str, Any], what: str) -> Any:
+    """``name`` among the custom objects, else among the built-in ``known`` ones (lower-case keys).
+
+    Raises:
+        ValueError: for a name found in neither, listing the built-in names.
+    """
+    custom = find(name)
+    if custom is not None:
+        return custom
+    key = str(name).lower()
+    if key not in known:
+        raise ValueError(f"unknown {what} {name!r}; valid names: {', '.join(sorted(known))}")
+    return known[key]
+
+
 def serialize(obj: Any, what: str) -> dict:
     """A user's object as plain data: its class name and config, or a function's name.
 

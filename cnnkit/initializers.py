@@ -219,13 +219,7 @@ def get(identifier: Any) -> Initializer:
 
 
 def _lookup(name: str):
-    custom = custom_objects.find(name)
-    if custom is not None:
-        return custom
-    key = str(name).lower()
-    if key not in _BY_NAME:
-        raise ValueError(f"unknown initializer {name!r}; valid names: {', '.join(sorted(_BY_NAME))}")
-    return _BY_NAME[key]
+    return custom_objects.lookup(name, _BY_NAME, "initializer")
 
 
 def serialize(initializer: Initializer) -> dict:

@@ -103,13 +103,7 @@ def get(identifier: Any) -> Regularizer | None:
 
 
 def _lookup(name: str):
-    custom = custom_objects.find(name)
-    if custom is not None:
-        return custom
-    key = str(name).lower()
-    if key not in _BY_NAME:
-        raise ValueError(f"unknown regularizer {name!r}; valid names: {', '.join(sorted(_BY_NAME))}")
-    return _BY_NAME[key]
+    return custom_objects.lookup(name, _BY_NAME, "regularizer")
 
 
 def serialize(regularizer: Regularizer | None) -> dict | None:
