@@ -209,14 +209,22 @@ class Optimizer(abc.ABC):
         self.iterations += 1
 
     def _slots_of(self, index: int) -> dict[str, Any]:
-        """The slots of parameter ``index``, created on its device with its dtype on first use."""
+        """The slots of parameter ``index``, created on its device with its dtype on first use.
+
+        Slots follow a parameter that was moved since (``layer.to(...)`` on one layer
+        moves its weights but cannot reach the optimizer).
+        """
         slots = self._slots[index]
+        data = self._params[index].data
+        device = backend.device_of(data)
         if not slots:
-            data = self._params[index].data
             xp = backend.get_array_module(data)
-            with backend.device_of(data).activate():
+            with device.activate():
                 for name, initial in self._slot_specs().items():
                     slots[name] = xp.full_like(data, initial)
+        for name, array in slots.items():
+            if backend.device_of(array) != device:
+                slots[name] = backend.to_device(array, device)
         return slots
 
     def _clip(self, grads: list) -> list:

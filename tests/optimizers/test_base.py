@@ -246,6 +246,19 @@ def test_to_moves_the_slots(device):
         np.testing.assert_allclose(a, b, rtol=1e-12)
 
 
+def test_slots_follow_parameters_moved_without_the_optimizer(device):
+    params, steps = make_params("cpu"), gradient_steps()
+    optimizer = Adam(params, 0.01)
+    run(optimizer, params, steps[:2])
+    for p in params:
+        p.data = cnnkit.backend.to_device(p.data, device)  # as layer.to(device) on one layer does
+    run(optimizer, params, steps[2:])
+    assert all(cnnkit.backend.device_of(a) == device for slots in optimizer._slots for a in slots.values())
+    reference = make_params("cpu")
+    for a, b in zip([p.numpy() for p in params], run(Adam(reference, 0.01), reference, steps)):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
 def test_build_errors():
     params = make_params("cpu")
     with pytest.raises(RuntimeError, match="step has no parameters; pass them"):
