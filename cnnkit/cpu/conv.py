@@ -48,7 +48,7 @@ class WideGrid:
 
     @classmethod
     def of(cls, input_size: tuple, geometry: WindowGeometry) -> "WideGrid":
-        padded = tuple(size + before + after for size, (before, after) in zip(input_size, geometry.padding))
+        padded = geometry.padded_size(input_size)
         out = geometry.output_size(input_size)
         strides = [math.prod(padded[axis + 1:]) for axis in range(len(padded))]
         offsets = tuple(sum(t * d * s for t, d, s in zip(tap, geometry.dilation, strides))
@@ -79,8 +79,7 @@ def _columns(x, grid: WideGrid, geometry: WindowGeometry):
     """(C · taps, N · L): each tap's slice of every flattened padded sample row."""
     N, C = x.shape[:2]
     padded = np.zeros((N, C) + grid.padded, dtype=x.dtype)
-    interior = tuple(slice(before, before + size) for (before, _), size in zip(geometry.padding, x.shape[2:]))
-    padded[(slice(None), slice(None)) + interior] = x
+    padded[(slice(None), slice(None)) + geometry.interior(x.shape[2:])] = x
     rows = padded.reshape(N, C, -1)
     L = grid.length
     cols = np.empty((C, len(grid.offsets), N, L), dtype=x.dtype)
@@ -130,5 +129,4 @@ def conv_backward_data_wide(gy, W, input_shape: tuple, geometry: WindowGeometry,
     for tap, offset in enumerate(grid.offsets):
         padded[:, :, offset:offset + L] += gcols[:, tap].transpose(1, 0, 2)
     padded = padded.reshape((N, C) + grid.padded)
-    interior = tuple(slice(before, before + size) for (before, _), size in zip(geometry.padding, input_shape[2:]))
-    return padded[(slice(None), slice(None)) + interior]
+    return padded[(slice(None), slice(None)) + geometry.interior(input_shape[2:])]

@@ -37,9 +37,7 @@ def col2im(cols, input_shape: tuple, geometry: WindowGeometry):
     xp = backend.get_array_module(cols)
     rank = geometry.rank
     out = cols.shape[2 + rank:]
-    padded_shape = input_shape[:2] + tuple(
-        size + before + after for size, (before, after) in zip(input_shape[2:], geometry.padding))
-    padded = xp.zeros(padded_shape, dtype=cols.dtype)
+    padded = xp.zeros(input_shape[:2] + geometry.padded_size(input_shape[2:]), dtype=cols.dtype)
     for tap in geometry.taps():
         padded[geometry.tap_slices(tap, out)] += cols[(slice(None), slice(None)) + tap]
     return geometry.crop(padded)

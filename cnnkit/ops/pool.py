@@ -119,9 +119,7 @@ def pool_backward_reference(gy, saved, input_shape: tuple, mode: str, geometry: 
         return _max_pool_backward(gy, padded, y, input_shape, geometry)
     xp = backend.get_array_module(gy)
     out = gy.shape[2:]
-    padded_shape = input_shape[:2] + tuple(
-        size + before + after for size, (before, after) in zip(input_shape[2:], geometry.padding))
-    gx = xp.zeros(padded_shape, dtype=gy.dtype)
+    gx = xp.zeros(input_shape[:2] + geometry.padded_size(input_shape[2:]), dtype=gy.dtype)
     if mode == "avg":
         share = gy / saved
         for tap in geometry.taps():

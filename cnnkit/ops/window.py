@@ -114,6 +114,14 @@ class WindowGeometry:
         )
         return (slice(None), slice(None)) + spatial
 
+    def padded_size(self, input_size: Sequence[int]) -> tuple:
+        """The spatial size of the input once padded."""
+        return tuple(size + before + after for size, (before, after) in zip(input_size, self.padding))
+
+    def interior(self, input_size: Sequence[int]) -> tuple:
+        """Where the unpadded input lies inside the padded spatial grid."""
+        return tuple(slice(before, before + size) for (before, _), size in zip(self.padding, input_size))
+
     def pad(self, x, value: float = 0.0):
         """``x`` (N, C, *spatial) padded on its spatial axes."""
         if not self.is_padded:
@@ -125,8 +133,8 @@ class WindowGeometry:
         """Undo :meth:`pad`."""
         if not self.is_padded:
             return x_padded
-        return x_padded[(slice(None), slice(None)) + tuple(
-            slice(before, size - after) for (before, after), size in zip(self.padding, x_padded.shape[2:]))]
+        input_size = tuple(size - before - after for (before, after), size in zip(self.padding, x_padded.shape[2:]))
+        return x_padded[(slice(None), slice(None)) + self.interior(input_size)]
 
 
 def make_geometry(rank: int, window, stride, padding, dilation, input_size: Sequence[int]) -> WindowGeometry:
