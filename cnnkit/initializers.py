@@ -44,16 +44,22 @@ class Initializer:
 
 
 class Zeros(Initializer):
+    """All zeros (Keras' default for biases)."""
+
     def __call__(self, shape, dtype=np.float32, layout="dense"):
         return np.zeros(shape, dtype)
 
 
 class Ones(Initializer):
+    """All ones."""
+
     def __call__(self, shape, dtype=np.float32, layout="dense"):
         return np.ones(shape, dtype)
 
 
 class Constant(Initializer):
+    """Every entry equal to ``value``."""
+
     def __init__(self, value: float = 0.0):
         self.value = float(value)
 

@@ -184,11 +184,15 @@ class DepthwiseConv(WeightOptions, _Windowed):
 
 
 class DepthwiseConv1D(DepthwiseConv):
+    """Depthwise convolution of (N, C, L) inputs; see :class:`DepthwiseConv`."""
+
     def __init__(self, kernel_size: Any, **kwargs):
         super().__init__(1, kernel_size, **kwargs)
 
 
 class DepthwiseConv2D(DepthwiseConv):
+    """Depthwise convolution of (N, C, H, W) inputs; see :class:`DepthwiseConv`."""
+
     def __init__(self, kernel_size: Any, **kwargs):
         super().__init__(2, kernel_size, **kwargs)
 
@@ -248,10 +252,14 @@ class SeparableConv(WeightOptions, _Windowed):
 
 
 class SeparableConv1D(SeparableConv):
+    """Depthwise separable convolution of (N, C, L) inputs; see :class:`SeparableConv`."""
+
     def __init__(self, filters: int, kernel_size: Any, **kwargs):
         super().__init__(1, filters, kernel_size, **kwargs)
 
 
 class SeparableConv2D(SeparableConv):
+    """Depthwise separable convolution of (N, C, H, W) inputs; see :class:`SeparableConv`."""
+
     def __init__(self, filters: int, kernel_size: Any, **kwargs):
         super().__init__(2, filters, kernel_size, **kwargs)

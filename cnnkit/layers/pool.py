@@ -52,26 +52,32 @@ class Pooling(Layer):
 
 
 class MaxPool1D(Pooling):
+    """Maximum over each window of a (N, C, L) input."""
     rank, mode = 1, "max"
 
 
 class MaxPool2D(Pooling):
+    """Maximum over each window of a (N, C, H, W) input."""
     rank, mode = 2, "max"
 
 
 class MaxPool3D(Pooling):
+    """Maximum over each window of a (N, C, D, H, W) input."""
     rank, mode = 3, "max"
 
 
 class AvgPool1D(Pooling):
+    """Mean over each window of a (N, C, L) input (padding not counted)."""
     rank, mode = 1, "avg"
 
 
 class AvgPool2D(Pooling):
+    """Mean over each window of a (N, C, H, W) input (padding not counted)."""
     rank, mode = 2, "avg"
 
 
 class AvgPool3D(Pooling):
+    """Mean over each window of a (N, C, D, H, W) input (padding not counted)."""
     rank, mode = 3, "avg"
 
 
@@ -118,26 +124,32 @@ class GlobalPooling(Layer):
 
 
 class GlobalAveragePooling1D(GlobalPooling):
+    """Mean over the length: (N, C, L) -> (N, C)."""
     rank, mode = 1, "avg"
 
 
 class GlobalAveragePooling2D(GlobalPooling):
+    """Mean over height and width: (N, C, H, W) -> (N, C)."""
     rank, mode = 2, "avg"
 
 
 class GlobalAveragePooling3D(GlobalPooling):
+    """Mean over depth, height and width: (N, C, D, H, W) -> (N, C)."""
     rank, mode = 3, "avg"
 
 
 class GlobalMaxPooling1D(GlobalPooling):
+    """Maximum over the length: (N, C, L) -> (N, C)."""
     rank, mode = 1, "max"
 
 
 class GlobalMaxPooling2D(GlobalPooling):
+    """Maximum over height and width: (N, C, H, W) -> (N, C)."""
     rank, mode = 2, "max"
 
 
 class GlobalMaxPooling3D(GlobalPooling):
+    """Maximum over depth, height and width: (N, C, D, H, W) -> (N, C)."""
     rank, mode = 3, "max"
 
 

@@ -47,12 +47,15 @@ class ZeroPadding(Layer):
 
 
 class ZeroPadding1D(ZeroPadding):
+    """Zero padding of the length of (N, C, L) inputs; see :class:`ZeroPadding`."""
     rank = 1
 
 
 class ZeroPadding2D(ZeroPadding):
+    """Zero padding of height and width of (N, C, H, W) inputs; see :class:`ZeroPadding`."""
     rank = 2
 
 
 class ZeroPadding3D(ZeroPadding):
+    """Zero padding of the three spatial axes of (N, C, D, H, W) inputs; see :class:`ZeroPadding`."""
     rank = 3
