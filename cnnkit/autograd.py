@@ -446,9 +446,13 @@ def _run_backward(root: Tensor, root_grad) -> None:
         for x, gx, needed in zip(function.inputs, gxs, function.needs_grad):
             if not needed or gx is None:
                 continue
-            if gx.shape != x.shape or gx.dtype != x.dtype:
-                raise RuntimeError(f"{type(function).__name__}.backward gave a gradient of shape {gx.shape} and "
-                                   f"dtype {gx.dtype} for an input of shape {x.shape} and dtype {x.dtype}")
+            if gx.shape != x.shape:
+                raise RuntimeError(f"{type(function).__name__}.backward gave a gradient of shape {gx.shape} "
+                                   f"for an input of shape {x.shape}")
+            if gx.dtype != x.dtype:
+                # The forward promoted (float32 weights - float64 targets is float64): the gradient
+                # of an input has the input's dtype, as in PyTorch.
+                gx = gx.astype(x.dtype)
             if x.creator is None:
                 x._accumulate_grad(gx)
                 continue

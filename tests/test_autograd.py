@@ -205,3 +205,11 @@ def test_backward_after_an_optimizer_step_changed_an_input_is_refused():
     optimizer.step([w])
     with pytest.raises(RuntimeError, match="changed in place"):
         loss.backward()
+
+
+def test_gradients_take_the_dtype_of_their_input_after_promotion(device):
+    w = tensor(np.array([1.0, 2.0], np.float32), device, requires_grad=True)
+    target = tensor(np.array([0.5, 0.5]), device)  # float64, NumPy's default
+    ((w - target) ** 2).sum().backward()
+    assert w.grad.dtype == np.float32
+    np.testing.assert_allclose(w.grad.numpy(), [1.0, 3.0])

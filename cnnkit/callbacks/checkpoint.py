@@ -125,6 +125,8 @@ def _check_savable(model, owner: str, hint: str) -> None:
     """Fail before the first epoch, not after it, when ``model.save`` cannot work."""
     try:
         model.get_config()
+        if model.objective is not None:
+            model.objective.get_config()
     except TypeError as error:
         raise TypeError(f"{owner}: cannot save {model.who} with model.save(): {error} ({hint})") from None
 

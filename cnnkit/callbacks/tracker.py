@@ -61,6 +61,15 @@ def _describe(obj: Any) -> dict | None:
     return {"class_name": getattr(obj, "__name__", type(obj).__name__)}
 
 
+def _describe_losses(objective) -> Any:
+    """The loss, or each output's loss by output name."""
+    if objective is None:
+        return None
+    if objective.names is None:
+        return _describe(objective.loss)
+    return {name: _describe(loss) for name, loss in zip(objective.names, objective.losses)}
+
+
 class RunTracker(Callback):
     """Record each ``fit`` in its own folder ``root/<YYYYmmdd-HHMMSS>-<name>/``.
 
@@ -128,8 +137,8 @@ class RunTracker(Callback):
                       "layers": [{"name": layer.name, "class_name": type(layer).__name__,
                                   "params": layer.count_params()} for layer in model.layers]},
             "optimizer": _describe(model.optimizer),
-            "loss": _describe(model.loss),
-            "metrics": [getattr(metric, "name", type(metric).__name__) for metric in model.metrics],
+            "loss": _describe_losses(model.objective),
+            "metrics": list(model.objective.metric_logs()) if model.objective is not None else [],
             "fit": dict(self.params),
             "versions": {"cnnkit": __version__, "numpy": np.__version__, "python": platform.python_version(),
                          **({"cupy": sys.modules["cupy"].__version__} if "cupy" in sys.modules else {})},

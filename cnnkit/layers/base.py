@@ -150,9 +150,7 @@ class Layer:
         # Track sub-layers (alone, or in a list, tuple or dict) so that weights, trainable and to() reach them.
         sublayers = self.__dict__.get("_sublayers")
         if sublayers is not None:
-            for key in [key for key in sublayers if key == name or key.startswith(name + ".")]:
-                del sublayers[key]
-            sublayers.update(_held_layers(name, value))
+            _replace_held(sublayers, name, _held_layers(name, value))
         object.__setattr__(self, name, value)
 
     # ------------------------------------------------------------ to override
@@ -262,7 +260,11 @@ class Layer:
 
     @property
     def sublayers(self) -> list["Layer"]:
-        return list(self._sublayers.values())
+        """The layers held in attributes, each once (a layer held twice is listed where first held)."""
+        unique: dict[int, Layer] = {}
+        for layer in self._sublayers.values():
+            unique.setdefault(id(layer), layer)
+        return list(unique.values())
 
     @property
     def weights(self) -> list[Parameter]:
@@ -347,6 +349,22 @@ def _held_layers(name: str, value: Any) -> dict[str, "Layer"]:
     else:
         return {}
     return {f"{name}.{key}": item for key, item in items if isinstance(item, Layer)}
+
+
+def _replace_held(sublayers: dict, name: str, held: dict) -> None:
+    """Put the layers now held by attribute ``name`` where its old ones stood, so the order is stable."""
+    old = [key for key in sublayers if key == name or key.startswith(name + ".")]
+    if not old:
+        sublayers.update(held)
+        return
+    rebuilt = {}
+    for key, layer in sublayers.items():
+        if key == old[0]:
+            rebuilt.update(held)
+        if key not in old:
+            rebuilt[key] = layer
+    sublayers.clear()
+    sublayers.update(rebuilt)
 
 
 def _first_device(inputs) -> backend.Device:

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .. import custom_objects
+from .. import custom_objects, losses
 from . import functions as F
 
 
@@ -140,7 +140,8 @@ class MeanMetricWrapper(Metric):
 
     @classmethod
     def from_config(cls, config: dict) -> "Metric":
-        fn = custom_objects.deserialize(config["fn"], "metric function", vars(F))
+        # A loss function makes a fine metric, so both modules' functions load by name.
+        fn = custom_objects.deserialize(config["fn"], "metric function", {**vars(losses), **vars(F)})
         return cls(fn, config.get("name"))
 
 

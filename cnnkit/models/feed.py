@@ -75,6 +75,8 @@ def _fields(value: Any, names: list[str] | None, what: str, caller: str) -> list
     """One array per model input (or output), from an array, a list in order or a dict by name."""
     if names is None:
         return [value]
+    if len(names) == 1 and not isinstance(value, (list, tuple, dict)):
+        return [value]  # Model([input], [output]) takes a plain array too, as in Keras
     if isinstance(value, dict):
         if sorted(value) != sorted(names):
             raise ValueError(f"{caller}: {what} should have the keys {names}, got {sorted(value)}")
@@ -144,6 +146,24 @@ def make_batches(model, x: Any, y: Any, batch_size: int, shuffle: bool, caller: 
         raise ValueError(f"{caller}: every array must have the same number of samples, got {counts}")
     loader = DataLoader((*x_fields, *y_fields), batch_size=batch_size, shuffle=shuffle, device=model.device)
     return Batches(loader, names_in, names_out, targets, caller)
+
+
+def take(data: Any, index: Any) -> Any:
+    """The samples ``index`` (a slice or an index array) of one array, a list of arrays or a dict of them."""
+    if isinstance(data, dict):
+        return {key: take(value, index) for key, value in data.items()}
+    if isinstance(data, (list, tuple)) and data and hasattr(data[0], "shape"):
+        return [take(value, index) for value in data]
+    return _as_array(data)[index]
+
+
+def first_array(data: Any) -> Any:
+    """The first array of one array, a list of arrays or a dict of them (to count samples or stratify)."""
+    if isinstance(data, dict):
+        return _as_array(next(iter(data.values())))
+    if isinstance(data, (list, tuple)) and data and hasattr(data[0], "shape"):
+        return _as_array(data[0])
+    return _as_array(data)
 
 
 def _labels(what: str, names: list[str] | None) -> list[str]:

@@ -59,7 +59,7 @@ class Model(Layer):
         """The layers in running order (a functional model lists its Input layers too, as Keras does)."""
         if self._graph is not None:
             return list(self._graph.layers)
-        return list(self._sublayers.values())
+        return super().sublayers
 
     @property
     def sublayers(self) -> list[Layer]:

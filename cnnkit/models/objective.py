@@ -43,6 +43,19 @@ def _per_output(spec: Any, names: list[str], argument: str, who: str, resolve: C
     return [resolve(spec) for _ in names]
 
 
+def _only_entry(spec: Any, argument: str, who: str) -> Any:
+    """For a model with one output, per-output settings (a dict, or a list of them) may hold one entry."""
+    per_output = isinstance(spec, dict) or (isinstance(spec, (list, tuple)) and (
+        argument == "loss" or (spec and all(isinstance(entry, (list, tuple)) for entry in spec))))
+    if not per_output:
+        return spec
+    entries = list(spec.values()) if isinstance(spec, dict) else list(spec)
+    if len(entries) != 1:
+        raise ValueError(f"{who}: compile({argument}=...) has {len(entries)} per-output entries but the model "
+                         f"has one output")
+    return entries[0]
+
+
 def _fresh_metric(identifier: Any) -> metrics_module.Metric:
     """A metric object of its own, so that outputs never share one metric's state."""
     if isinstance(identifier, metrics_module.Metric):
@@ -72,13 +85,15 @@ class Objective:
         who = model.who
         self.names = output_names(model)
         if self.names is None:
-            if isinstance(loss, (list, tuple, dict)) or loss_weights is not None or isinstance(metrics, dict):
-                raise ValueError(f"{who}: per-output loss, loss_weights or metrics need a functional model with "
-                                 f"several outputs; this model has one output")
+            loss, metrics = _only_entry(loss, "loss", who), _only_entry(metrics, "metrics", who)
+            if loss_weights is not None:
+                raise ValueError(f"{who}: loss_weights need a functional model with several outputs; "
+                                 f"this model has one output")
             self.loss = losses.get(loss)
             self.losses = [self.loss]
             self.weights = [1.0]
-            self.output_metrics = [[metrics_module.get(m) for m in (metrics or [])]]
+            entries = metrics if isinstance(metrics, (list, tuple)) else [] if metrics is None else [metrics]
+            self.output_metrics = [[metrics_module.get(m) for m in entries]]
             return
         self.losses = _per_output(loss, self.names, "loss", who, losses.get, default=lambda: None)
         missing = [name for name, fn in zip(self.names, self.losses) if fn is None]

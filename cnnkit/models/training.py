@@ -17,7 +17,7 @@ from .. import metrics as metrics_module
 from ..autograd import Tensor, no_grad
 from ..callbacks.base import CallbackList, History, ProgressBar, format_logs
 from ..data import DataLoader
-from .feed import Batches, make_batches, sample_count
+from .feed import Batches, first_array, make_batches, sample_count, take
 from .objective import Objective
 
 _METRIC_REFRESH_SECONDS = 0.5
@@ -63,28 +63,13 @@ def _split_validation(x, y, fraction: float, caller: str):
         raise ValueError(f"{caller}: validation_split needs arrays; pass validation_data with a DataLoader")
     if x is None or y is None:
         raise ValueError(f"{caller}: validation_split needs both x and y")
-    total = _leading_length(x)
+    total = len(first_array(x))
     cut = int(total * (1 - fraction))
     if cut < 1 or cut == total:
         raise ValueError(f"{caller}: validation_split={fraction} leaves no training or no validation samples "
                          f"out of {total}")
-    return (_slice(x, slice(0, cut)), _slice(y, slice(0, cut))), (_slice(x, slice(cut, None)),
-                                                                  _slice(y, slice(cut, None)))
-
-
-def _leading_length(data: Any) -> int:
-    first = next(iter(data.values())) if isinstance(data, dict) else (
-        data[0] if isinstance(data, (list, tuple)) and hasattr(data[0], "shape") else data)
-    return len(first)
-
-
-def _slice(data: Any, part: slice) -> Any:
-    """The same samples of every array in ``data`` (one array, a list of them or a dict)."""
-    if isinstance(data, dict):
-        return {key: value[part] for key, value in data.items()}
-    if isinstance(data, (list, tuple)) and hasattr(data[0], "shape"):
-        return [value[part] for value in data]
-    return np.asarray(data)[part] if isinstance(data, (list, tuple)) else data[part]
+    train, held_out = slice(0, cut), slice(cut, None)
+    return (take(x, train), take(y, train)), (take(x, held_out), take(y, held_out))
 
 
 def _ensure_built(model, batches: Batches) -> None:

@@ -8,6 +8,7 @@ import numpy as np
 from .. import backend
 from ..autograd import Tensor
 from ..data import KFold, StratifiedKFold
+from .feed import first_array, take
 
 
 def cross_validate(build_model: Callable[[], Any], x: Any, y: Any, n_splits: int = 5, stratified: bool = True,
@@ -17,7 +18,9 @@ def cross_validate(build_model: Callable[[], Any], x: Any, y: Any, n_splits: int
     Args:
         build_model: returns a new compiled model each call (weights must not be shared
             between folds).
-        x, y: the whole data set; y holds class labels (or one-hot rows) when ``stratified``.
+        x, y: the whole data set (arrays, or lists or dicts of them for models with several
+            inputs or outputs); y (its first array) holds class labels or one-hot rows when
+            ``stratified``.
         n_splits: number of folds (k).
         stratified: keep the class proportions in every fold (StratifiedKFold).
         shuffle, seed: shuffle the samples before dealing them into folds.
@@ -28,14 +31,15 @@ def cross_validate(build_model: Callable[[], Any], x: Any, y: Any, n_splits: int
         metrics ``evaluate`` reports (loss first).
     """
     splitter = (StratifiedKFold if stratified else KFold)(n_splits=n_splits, shuffle=shuffle, seed=seed)
-    labels = backend.to_numpy(y.data if isinstance(y, Tensor) else y)
+    first = first_array(y)
+    labels = backend.to_numpy(first.data if isinstance(first, Tensor) else first)
     folds = []
     for train_index, test_index in splitter.split(labels, labels):
         model = build_model()
         if not getattr(model, "compiled", False):
             raise ValueError("cross_validate: build_model must return a compiled model")
-        model.fit(x[train_index], y[train_index], **{"verbose": 0, **fit_kwargs})
-        folds.append(model.evaluate(x[test_index], y[test_index], verbose=0, return_dict=True))
+        model.fit(take(x, train_index), take(y, train_index), **{"verbose": 0, **fit_kwargs})
+        folds.append(model.evaluate(take(x, test_index), take(y, test_index), verbose=0, return_dict=True))
     names = list(folds[0])
     return {
         "folds": folds,

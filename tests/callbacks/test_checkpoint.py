@@ -157,3 +157,12 @@ def test_backup_refuses_a_model_that_model_save_cannot_write(tmp_path):
     with pytest.raises(TypeError, match="BackupAndRestore: cannot save .* subclassed model has no config"):
         fit(model, [BackupAndRestore(tmp_path)], epochs=1)
     assert not any(tmp_path.iterdir())
+
+
+def test_checkpoint_refuses_an_unsavable_loss_before_the_first_epoch(tmp_path):
+    model = make_model()
+    model.compile(optimizer="sgd", loss=lambda y_true, y_pred: (y_pred * 0.0).sum())
+    recorder = Recorder()
+    with pytest.raises(TypeError, match="ModelCheckpoint: cannot save .* cannot save loss"):
+        fit(model, [ModelCheckpoint(str(tmp_path / "c.safetensors")), recorder], epochs=2)
+    assert recorder.epochs == [] and not any(tmp_path.iterdir())

@@ -223,3 +223,25 @@ def test_layers_held_in_lists_and_dicts_are_tracked():
                                             "heads.out.bias", "heads.out.kernel"]
     model.blocks = []
     assert len(model.weights) == 2
+
+
+class Aliased(Model):
+    def __init__(self):
+        super().__init__()
+        self.first, self.second = Dense(4), Dense(2)
+        self.stack = [self.first, self.second]
+
+    def call(self, x, training=False):
+        for layer in self.stack:
+            x = layer(x)
+        return x
+
+
+def test_a_layer_held_twice_is_listed_once_and_reassignment_keeps_the_order():
+    model = Aliased()
+    model(np.zeros((1, 3), np.float32))
+    assert [layer.name for layer in model.layers] == [model.first.name, model.second.name]
+    from cnnkit.models.saving import named_weights
+    before = list(named_weights(model))
+    model.first = model.first  # reassigning an attribute must not move its layers to the end
+    assert list(named_weights(model)) == before

@@ -124,5 +124,36 @@ def test_compile_checks_per_output_settings_against_the_outputs():
     with pytest.raises(ValueError, match=r"no loss for outputs \['size'\]"):
         model.compile("adam", loss={"kind": "mse"})
     single = cnnkit.Sequential([Input((2,)), Dense(1)])
-    with pytest.raises(ValueError, match="one output"):
-        single.compile("adam", loss=["mse"])
+    with pytest.raises(ValueError, match="2 per-output entries but the model has one output"):
+        single.compile("adam", loss=["mse", "mae"])
+    with pytest.raises(ValueError, match="loss_weights need a functional model with several outputs"):
+        single.compile("adam", loss="mse", loss_weights=[2.0])
+
+
+def test_one_entry_input_and_output_lists_take_plain_arrays():
+    inputs = Input((4,))
+    model = Model([inputs], [Dense(1, name="only")(inputs)])
+    model.compile("sgd", "mse")
+    x = np.ones((5, 4), np.float32)
+    assert model.predict(x)[0].shape == (5, 1)
+    model.fit(x, np.zeros((5, 1), np.float32), epochs=1, verbose=0)
+
+
+def test_cross_validate_with_several_inputs_and_outputs():
+    x, y = data(40)
+
+    def build():
+        return compiled(metrics={"kind": ["accuracy"]})
+
+    for inputs in (x, {"left": x[0], "right": x[1]}):
+        result = cnnkit.models.cross_validate(build, inputs, y, n_splits=2, epochs=1)
+        assert len(result["folds"]) == 2 and "kind_accuracy" in result["mean"]
+
+
+def test_run_tracker_records_each_outputs_loss_and_metric_keys(tmp_path):
+    x, y = data(16)
+    model = compiled(metrics={"kind": ["accuracy"]})
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[cnnkit.callbacks.RunTracker(tmp_path, name="multi")])
+    described = cnnkit.callbacks.load_run(cnnkit.callbacks.list_runs(tmp_path)[0])["config"]
+    assert set(described["loss"]) == {"kind", "size"}
+    assert described["metrics"] == ["kind_accuracy"]

@@ -222,3 +222,11 @@ def test_a_lambda_cannot_be_saved_and_the_error_names_the_layer(tmp_path):
     with pytest.raises(TypeError, match="Dense 'odd': cannot save activation"):
         model.save(tmp_path / "lambda.safetensors")
     assert not (tmp_path / "lambda.safetensors").exists()
+
+
+def test_a_cnnkit_loss_function_used_as_a_metric_loads_back(tmp_path):
+    model = Sequential([Input((3,)), Dense(1)])
+    model.compile("sgd", "mse", metrics=[cnnkit.losses.hinge])
+    path = model.save(tmp_path / "loss_metric.safetensors")
+    loaded = cnnkit.load_model(path)
+    assert [m.name for m in loaded.metrics] == [m.name for m in model.metrics]
