@@ -134,7 +134,6 @@ class Layer:
 
     def __init__(self, *, name: str | None = None, trainable: bool = True, input_shape: Sequence[int] | None = None,
                  dtype: Any = None):
-        object.__setattr__(self, "_sublayers", {})
         self.name = name or unique_name(_snake_case(type(self).__name__))
         self._trainable = bool(trainable)
         self.dtype = np.dtype(dtype) if dtype is not None else backend.get_default_dtype()
@@ -145,13 +144,6 @@ class Layer:
         self._device: backend.Device | None = None
         self._symbolic_outputs: list[SymbolicTensor] = []
         self.input_shape_hint = None if input_shape is None else (None,) + tuple(input_shape)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        # Track sub-layers (alone, or in a list, tuple or dict) so that weights, trainable and to() reach them.
-        sublayers = self.__dict__.get("_sublayers")
-        if sublayers is not None:
-            _replace_held(sublayers, name, _held_layers(name, value))
-        object.__setattr__(self, name, value)
 
     # ------------------------------------------------------------ to override
     def build(self, input_shape) -> None:
@@ -259,6 +251,18 @@ class Layer:
         return self._device or backend.get_default_device()
 
     @property
+    def _sublayers(self) -> dict[str, "Layer"]:
+        """The layers held in attributes (alone, or in a list, tuple or dict), by attribute path.
+
+        Read from the attributes at each use, so a list appended to after assignment is
+        seen, as PyTorch's ModuleList is; attribute order is assignment order.
+        """
+        held: dict[str, Layer] = {}
+        for name, value in vars(self).items():
+            held.update(_held_layers(name, value))
+        return held
+
+    @property
     def sublayers(self) -> list["Layer"]:
         """The layers held in attributes, each once (a layer held twice is listed where first held)."""
         unique: dict[int, Layer] = {}
@@ -336,10 +340,7 @@ class Layer:
 
 
 def _held_layers(name: str, value: Any) -> dict[str, "Layer"]:
-    """The layers in an attribute, keyed ``name``, ``name.0`` (lists, tuples) or ``name.key`` (dicts).
-
-    A list is read when it is assigned: assign the whole list again after appending to it.
-    """
+    """The layers in an attribute, keyed ``name``, ``name.0`` (lists, tuples) or ``name.key`` (dicts)."""
     if isinstance(value, Layer):
         return {name: value}
     if isinstance(value, (list, tuple)):
@@ -349,22 +350,6 @@ def _held_layers(name: str, value: Any) -> dict[str, "Layer"]:
     else:
         return {}
     return {f"{name}.{key}": item for key, item in items if isinstance(item, Layer)}
-
-
-def _replace_held(sublayers: dict, name: str, held: dict) -> None:
-    """Put the layers now held by attribute ``name`` where its old ones stood, so the order is stable."""
-    old = [key for key in sublayers if key == name or key.startswith(name + ".")]
-    if not old:
-        sublayers.update(held)
-        return
-    rebuilt = {}
-    for key, layer in sublayers.items():
-        if key == old[0]:
-            rebuilt.update(held)
-        if key not in old:
-            rebuilt[key] = layer
-    sublayers.clear()
-    sublayers.update(rebuilt)
 
 
 def _first_device(inputs) -> backend.Device:

@@ -245,3 +245,10 @@ def test_a_layer_held_twice_is_listed_once_and_reassignment_keeps_the_order():
     before = list(named_weights(model))
     model.first = model.first  # reassigning an attribute must not move its layers to the end
     assert list(named_weights(model)) == before
+
+
+def test_layers_appended_to_a_held_list_after_assignment_are_tracked():
+    model = Tower()
+    model.blocks.append(Dense(4))
+    model(np.zeros((1, 3), np.float32))
+    assert len(model.weights) == 8
