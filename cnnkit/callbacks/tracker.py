@@ -65,9 +65,9 @@ def _describe_losses(objective) -> Any:
     """The loss, or each output's loss by output name."""
     if objective is None:
         return None
-    if objective.names is None:
-        return _describe(objective.loss)
-    return {name: _describe(loss) for name, loss in zip(objective.names, objective.losses)}
+    if isinstance(objective.loss, dict):
+        return {name: _describe(loss) for name, loss in objective.loss.items()}
+    return _describe(objective.loss)
 
 
 class RunTracker(Callback):

@@ -15,6 +15,7 @@ import numpy as np
 from .. import backend
 from ..autograd import Tensor
 from ..data import DataLoader
+from ..data.dataset import as_array
 from .objective import output_names
 
 
@@ -106,13 +107,6 @@ def check_array(name: str, array: Any, floating: bool, scan_finite: bool) -> Non
             raise ValueError(f"{name} contains NaN or Inf (first at sample {bad}); clean the data before training")
 
 
-def _as_array(value: Any) -> Any:
-    """Python lists become NumPy arrays; arrays and tensors pass through."""
-    if isinstance(value, Tensor) or hasattr(value, "__array_interface__") or backend.is_cuda_array(value):
-        return value
-    return np.asarray(value)
-
-
 def make_batches(model, x: Any, y: Any, batch_size: int, shuffle: bool, caller: str, *,
                  targets: bool, scan_finite: bool) -> Batches:
     """Batches of ``x`` (and ``y`` when ``targets``) on the model's device, checked first.
@@ -133,14 +127,15 @@ def make_batches(model, x: Any, y: Any, batch_size: int, shuffle: bool, caller: 
         raise ValueError(f"{caller}: y is required (the targets), or pass a DataLoader that yields them as x")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"{caller}: batch_size must be a positive int, got {batch_size!r}")
-    x_fields = [_as_array(v) for v in _fields(x, names_in, "x", caller)]
-    y_fields = [_as_array(v) for v in _fields(y, names_out, "y", caller)] if targets else []
-    labels = _labels("x", names_in) + _labels("y", names_out)[:len(y_fields)]
-    for label, field in zip(labels, x_fields):
+    x_fields = [as_array(v, "x") for v in _fields(x, names_in, "x", caller)]
+    y_fields = [as_array(v, "y") for v in _fields(y, names_out, "y", caller)] if targets else []
+    x_labels = _labels("x", names_in)
+    y_labels = _labels("y", names_out) if targets else []
+    for label, field in zip(x_labels, x_fields):
         check_array(f"{caller}: {label}", field, floating=True, scan_finite=scan_finite)
-    for label, field in zip(labels[len(x_fields):], y_fields):
+    for label, field in zip(y_labels, y_fields):
         check_array(f"{caller}: {label}", field, floating=False, scan_finite=scan_finite)
-    lengths = {label: int(field.shape[0]) for label, field in zip(labels, x_fields + y_fields)}
+    lengths = {label: int(field.shape[0]) for label, field in zip(x_labels + y_labels, x_fields + y_fields)}
     if len(set(lengths.values())) > 1:
         counts = ", ".join(f"{label}: {n}" for label, n in lengths.items())
         raise ValueError(f"{caller}: every array must have the same number of samples, got {counts}")
@@ -148,29 +143,23 @@ def make_batches(model, x: Any, y: Any, batch_size: int, shuffle: bool, caller: 
     return Batches(loader, names_in, names_out, targets, caller)
 
 
-def take(data: Any, index: Any) -> Any:
-    """The samples ``index`` (a slice or an index array) of one array, a list of arrays or a dict of them."""
-    if isinstance(data, dict):
-        return {key: take(value, index) for key, value in data.items()}
-    if isinstance(data, (list, tuple)) and data and hasattr(data[0], "shape"):
-        return [take(value, index) for value in data]
-    return _as_array(data)[index]
-
-
-def first_array(data: Any) -> Any:
-    """The first array of one array, a list of arrays or a dict of them (to count samples or stratify)."""
-    if isinstance(data, dict):
-        return _as_array(next(iter(data.values())))
-    if isinstance(data, (list, tuple)) and data and hasattr(data[0], "shape"):
-        return _as_array(data[0])
-    return _as_array(data)
-
-
 def _labels(what: str, names: list[str] | None) -> list[str]:
     return [what] if names is None else [f"{what}[{name!r}]" for name in names]
 
 
+def fields_of(model, data: Any, what: str) -> list:
+    """``data`` as one array per model input (``what="x"``) or output (``what="y"``), in the model's order."""
+    names = input_names(model) if what == "x" else output_names(model)
+    return [as_array(value, what) for value in _fields(data, names, what, model.who)]
+
+
+def take(model, data: Any, index: Any, what: str) -> Any:
+    """The samples ``index`` (a slice or index array) of ``data``, grouped as the model takes it."""
+    parts = [field[index] for field in fields_of(model, data, what)]
+    names = input_names(model) if what == "x" else output_names(model)
+    return parts[0] if names is None else parts
+
+
 def sample_count(model, x: Any) -> int:
     """How many samples ``x`` holds (the first input's length when the model has several)."""
-    first = _fields(x, input_names(model), "x", model.who)[0]
-    return int(_as_array(first).shape[0])
+    return int(fields_of(model, x, "x")[0].shape[0])

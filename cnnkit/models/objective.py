@@ -76,7 +76,8 @@ class Objective:
 
     Args:
         model: the model being compiled (its outputs decide single or per-output mode).
-        loss: a loss identifier (see :func:`cnnkit.losses.get`), or per output a list or dict.
+        loss: a loss identifier (see :func:`cnnkit.losses.get`), or per output a list or dict;
+            ``loss`` is then the loss object, or with several outputs a dict of them by output name.
         loss_weights: per output a list or dict of factors (1 for outputs left out).
         metrics: metric identifiers; per output a list of lists or a dict.
     """
@@ -92,14 +93,14 @@ class Objective:
             self.loss = losses.get(loss)
             self.losses = [self.loss]
             self.weights = [1.0]
-            entries = metrics if isinstance(metrics, (list, tuple)) else [] if metrics is None else [metrics]
-            self.output_metrics = [[metrics_module.get(m) for m in entries]]
+            # One output's metric objects are used as given, so the caller can read them after fit.
+            self.output_metrics = [[metrics_module.get(m) for m in _entries(metrics)]]
             return
         self.losses = _per_output(loss, self.names, "loss", who, losses.get, default=lambda: None)
         missing = [name for name, fn in zip(self.names, self.losses) if fn is None]
         if missing:
             raise ValueError(f"{who}: compile(loss={{...}}) gives no loss for outputs {missing}")
-        self.loss = loss if isinstance(loss, (list, tuple, dict)) else self.losses[0]
+        self.loss = dict(zip(self.names, self.losses))
         self.weights = ([1.0] * len(self.names) if loss_weights is None else
                         _per_output(loss_weights, self.names, "loss_weights", who,
                                     lambda w: _loss_weight(w, who), default=lambda: 1.0))
@@ -150,7 +151,8 @@ class Objective:
     def get_config(self) -> dict:
         """Plain data for saving: loss and metrics per output (or single), and the loss weights."""
         if self.names is None:
-            return {"loss": custom_objects.serialize(self.loss, "loss"), "metrics": [custom_objects.serialize(m, "metric") for m in self.metrics]}
+            return {"loss": custom_objects.serialize(self.loss, "loss"),
+                    "metrics": [custom_objects.serialize(m, "metric") for m in self.metrics]}
         return {"loss": {name: custom_objects.serialize(fn, "loss") for name, fn in zip(self.names, self.losses)},
                 "loss_weights": dict(zip(self.names, self.weights)),
                 "metrics": {name: [custom_objects.serialize(m, "metric") for m in group]
@@ -166,8 +168,14 @@ def _metrics_per_output(metrics: Any, count: int) -> Any:
     return metrics
 
 
+def _entries(entry: Any) -> list:
+    """None, one metric or a list of them, as a list."""
+    if entry is None:
+        return []
+    return list(entry) if isinstance(entry, (list, tuple)) else [entry]
+
+
 def _metric_list(entry: Any) -> list:
-    entries = [] if entry is None else entry if isinstance(entry, (list, tuple)) else [entry]
-    return [_fresh_metric(identifier) for identifier in entries]
+    return [_fresh_metric(identifier) for identifier in _entries(entry)]
 
 

@@ -17,7 +17,7 @@ from .. import metrics as metrics_module
 from ..autograd import Tensor, no_grad
 from ..callbacks.base import CallbackList, History, ProgressBar, format_logs
 from ..data import DataLoader
-from .feed import Batches, first_array, make_batches, sample_count, take
+from .feed import Batches, make_batches, sample_count, take
 from .objective import Objective
 
 _METRIC_REFRESH_SECONDS = 0.5
@@ -55,7 +55,7 @@ def _require_compiled(model, caller: str) -> None:
         raise RuntimeError(f"{model.who}: call compile(optimizer=..., loss=...) before {caller}()")
 
 
-def _split_validation(x, y, fraction: float, caller: str):
+def _split_validation(model, x, y, fraction: float, caller: str):
     """Keras' validation_split: the last ``fraction`` of the samples, taken before shuffling."""
     if not 0 < fraction < 1:
         raise ValueError(f"{caller}: validation_split must be in (0, 1), got {fraction!r}")
@@ -63,13 +63,14 @@ def _split_validation(x, y, fraction: float, caller: str):
         raise ValueError(f"{caller}: validation_split needs arrays; pass validation_data with a DataLoader")
     if x is None or y is None:
         raise ValueError(f"{caller}: validation_split needs both x and y")
-    total = len(first_array(x))
+    total = sample_count(model, x)
     cut = int(total * (1 - fraction))
     if cut < 1 or cut == total:
         raise ValueError(f"{caller}: validation_split={fraction} leaves no training or no validation samples "
                          f"out of {total}")
     train, held_out = slice(0, cut), slice(cut, None)
-    return (take(x, train), take(y, train)), (take(x, held_out), take(y, held_out))
+    return ((take(model, x, train, "x"), take(model, y, train, "y")),
+            (take(model, x, held_out, "x"), take(model, y, held_out, "y")))
 
 
 def _ensure_built(model, batches: Batches) -> None:
@@ -81,15 +82,18 @@ def _ensure_built(model, batches: Batches) -> None:
 # ---------------------------------------------------------------- steps
 
 def _compute_loss(model, x: Any, y: Any, training: bool):
-    """The total loss (with weight penalties when training), each output's loss, and the predictions."""
+    """The total loss, each output's loss, and the predictions."""
     y_pred = model(x, training=training)
     loss, parts = model.objective.compute(y, y_pred, model.who)
-    penalty = regularizers.penalty(model.trainable_weights) if training else None
-    return (loss if penalty is None else loss + penalty), parts, y_pred
+    return loss, parts, y_pred
 
 
 def _train_batch(model, params: list, x: Any, y: Any):
+    """One step on ``params`` (the trainable weights, gathered once per epoch); the loss includes their penalties."""
     loss, parts, y_pred = _compute_loss(model, x, y, training=True)
+    penalty = regularizers.penalty(params)
+    if penalty is not None:
+        loss = loss + penalty
     model.optimizer.zero_grad(params)
     loss.backward()
     model.optimizer.step(params)
@@ -151,7 +155,7 @@ def fit(model, x: Any = None, y: Any = None, batch_size: int = 32, epochs: int =
     if validation_split:
         if validation_data is not None:
             raise ValueError(f"{caller}: give validation_split or validation_data, not both")
-        (x, y), validation_data = _split_validation(x, y, validation_split, caller)
+        (x, y), validation_data = _split_validation(model, x, y, validation_split, caller)
     train_batches = make_batches(model, x, y, batch_size, shuffle, caller, targets=True, scan_finite=True)
     val_batches = None
     if validation_data is not None:

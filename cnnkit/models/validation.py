@@ -6,9 +6,8 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import backend
-from ..autograd import Tensor
 from ..data import KFold, StratifiedKFold
-from .feed import first_array, take
+from .feed import fields_of, take
 
 
 def cross_validate(build_model: Callable[[], Any], x: Any, y: Any, n_splits: int = 5, stratified: bool = True,
@@ -31,18 +30,25 @@ def cross_validate(build_model: Callable[[], Any], x: Any, y: Any, n_splits: int
         metrics ``evaluate`` reports (loss first).
     """
     splitter = (StratifiedKFold if stratified else KFold)(n_splits=n_splits, shuffle=shuffle, seed=seed)
-    first = first_array(y)
-    labels = backend.to_numpy(first.data if isinstance(first, Tensor) else first)
+    model = _compiled(build_model())
+    labels = backend.to_numpy(fields_of(model, y, "y")[0])  # the first output's targets, for stratifying
     folds = []
-    for train_index, test_index in splitter.split(labels, labels):
-        model = build_model()
-        if not getattr(model, "compiled", False):
-            raise ValueError("cross_validate: build_model must return a compiled model")
-        model.fit(take(x, train_index), take(y, train_index), **{"verbose": 0, **fit_kwargs})
-        folds.append(model.evaluate(take(x, test_index), take(y, test_index), verbose=0, return_dict=True))
+    for fold, (train_index, test_index) in enumerate(splitter.split(labels, labels)):
+        if fold:
+            model = _compiled(build_model())
+        model.fit(take(model, x, train_index, "x"), take(model, y, train_index, "y"),
+                  **{"verbose": 0, **fit_kwargs})
+        folds.append(model.evaluate(take(model, x, test_index, "x"), take(model, y, test_index, "y"),
+                                    verbose=0, return_dict=True))
     names = list(folds[0])
     return {
         "folds": folds,
         "mean": {name: float(np.mean([fold[name] for fold in folds])) for name in names},
         "std": {name: float(np.std([fold[name] for fold in folds])) for name in names},
     }
+
+
+def _compiled(model):
+    if not getattr(model, "compiled", False):
+        raise ValueError("cross_validate: build_model must return a compiled model")
+    return model

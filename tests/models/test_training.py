@@ -187,3 +187,11 @@ def test_cross_validation_trains_one_fresh_model_per_fold():
     assert set(result["mean"]) == {"loss", "accuracy"} and result["mean"]["accuracy"] > 0.8
     with pytest.raises(ValueError, match="must return a compiled model"):
         cross_validate(mlp, x, y, n_splits=2)
+
+
+def test_validation_split_takes_a_python_list_of_samples_for_a_one_input_model():
+    x, y = blobs(32)
+    model = mlp()
+    model.compile("adam", cnnkit.losses.SparseCategoricalCrossentropy(from_logits=True))
+    history = model.fit(list(x), y, batch_size=8, epochs=1, validation_split=0.25, verbose=0)
+    assert "val_loss" in history.history
