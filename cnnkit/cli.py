@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import platform
 import sys
 import time
@@ -28,7 +30,7 @@ def _class_names(dataset: str) -> list[str]:
 
 
 def _train_and_report(dataset: str, epochs: int, batch_size: int, device: str, seed: int, path: str | None = None,
-                      save: str | None = None, verbose: int = 1) -> float:
+                      save: str | None = None, verbose: int = 1, distributed: bool = False) -> float:
     """Train the small CNN on ``dataset``; print accuracy, confusion matrix and timing; return test accuracy."""
     import cnnkit
     from .metrics import ConfusionMatrix
@@ -42,7 +44,7 @@ def _train_and_report(dataset: str, epochs: int, batch_size: int, device: str, s
     print(f"Training the small CNN on {dataset} ({len(x_train)} training and {len(x_test)} test images, "
           f"{x_train.shape[1:]} each) on {cnnkit.Device(device)} for {epochs} epochs", flush=True)
     started = time.perf_counter()
-    model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, verbose=verbose)
+    model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, verbose=verbose, distributed=distributed)
     seconds = time.perf_counter() - started
     logits = model.predict(x_test, batch_size=256)
     matrix = ConfusionMatrix(num_classes=10)
@@ -63,8 +65,15 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    _train_and_report(args.dataset, args.epochs, args.batch_size, args.device, args.seed, args.data_path,
-                      args.save, verbose=args.verbose)
+    report, save = contextlib.nullcontext(), args.save
+    if args.distributed:
+        from . import distributed
+        distributed.init()
+        if not distributed.is_main_process():  # every rank trains; rank 0 alone reports and saves
+            report, save = contextlib.redirect_stdout(io.StringIO()), None
+    with report:
+        _train_and_report(args.dataset, args.epochs, args.batch_size, args.device, args.seed, args.data_path,
+                          save, verbose=args.verbose, distributed=args.distributed)
     return 0
 
 
@@ -135,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--save", help="write the trained model to this .safetensors file")
     train.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
+    train.add_argument("--distributed", action="store_true",
+                       help="data-parallel over the ranks of `mpirun -n N cnnkit train ...`; --batch-size is per rank")
     train.set_defaults(run=_cmd_train)
 
     bench = commands.add_parser("bench", help="time our GEMM, convolution, pooling and training against "
