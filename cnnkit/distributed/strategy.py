@@ -175,7 +175,7 @@ class DataParallel(LocalStrategy):
 
     def agree(self, flag: bool) -> bool:
         """True on every rank when it is true on any (so all ranks report at the same steps)."""
-        return bool(comm.world().comm.allreduce(int(flag)))
+        return comm.any_rank(flag)
 
     def combined(self, groups: list) -> list:
         """Copies of ``groups`` (lists of metrics) holding every rank's state; each rank keeps its own going."""
