@@ -66,6 +66,11 @@ def test_batch_norm_keeps_ranks_identical_and_synchronised_matches_one_process(t
     assert not np.allclose(result["local_bn"][0], expected, rtol=1e-4, atol=1e-5)  # each rank's own statistics
 
 
+def test_a_backup_on_rank_zero_resumes_every_rank_exactly(trained):
+    _, _, result, _ = trained
+    np.testing.assert_array_equal(result["resumed"], result["uninterrupted"])
+
+
 def test_evaluate_and_predict_report_global_figures(trained, single_process):
     _, _, result, logs = trained
     model, _, x, y = single_process

@@ -13,7 +13,7 @@ import numpy as np
 
 import cnnkit
 from cnnkit import distributed
-from cnnkit.callbacks import CSVLogger, ModelCheckpoint
+from cnnkit.callbacks import BackupAndRestore, Callback, CSVLogger, ModelCheckpoint
 from cnnkit.data import DataLoader
 from cnnkit.layers import BatchNormalization, Conv2D, Dense, Flatten, Input, ReLU
 
@@ -56,6 +56,7 @@ def train(out: Path, device: str = "cpu") -> None:
     evaluated = model.evaluate(x, y, batch_size=5, verbose=0, return_dict=True, distributed=True)
     predicted = model.predict(x, batch_size=5, distributed=True)
     seen = _indices_seen()
+    resumed, uninterrupted = _resume(x, y, own, device)
     normalised = {}
     for name, sync in (("local_bn", False), ("sync_bn", True)):
         bn_model = small_model(SEED + rank, batch_norm=True)
@@ -66,8 +67,31 @@ def train(out: Path, device: str = "cpu") -> None:
                                              "collectives": collectives, "device": str(model.device)})
     if rank == 0:
         np.savez(out / "result.npz", weights=np.concatenate(weights), predicted=predicted, **normalised,
+                 resumed=resumed, uninterrupted=uninterrupted,
                  **{f"seen_{name}_{r}": part for name, parts in seen.items() for r, part in enumerate(parts)})
         (out / "result.json").write_text(json.dumps(everyone))
+
+
+class _Interrupt(Callback):
+    """Stops every rank after the first epoch, as a crash would (after the epoch's backup)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        raise KeyboardInterrupt
+
+
+def _resume(x, y, own: Path, device: str) -> tuple[np.ndarray, np.ndarray]:
+    """Every rank's weights after 2 epochs interrupted after the first and resumed, and after 2 uninterrupted."""
+    fit = dict(batch_size=4, epochs=2, verbose=0, device=device, distributed=True)
+    try:
+        small_model(SEED).fit(x, y, callbacks=[BackupAndRestore(own / "backup"), _Interrupt()], **fit)
+    except KeyboardInterrupt:
+        pass
+    resumed = small_model(SEED + 7 + distributed.rank())  # the backup on rank 0 must replace these weights
+    resumed.fit(x, y, callbacks=[BackupAndRestore(own / "backup")], **fit)
+    uninterrupted = small_model(SEED)
+    uninterrupted.fit(x, y, **fit)
+    return (np.concatenate(distributed.allgather(flat_weights(resumed)[None])),
+            np.concatenate(distributed.allgather(flat_weights(uninterrupted)[None])))
 
 
 def _check_collectives(device: str) -> list[str]:
