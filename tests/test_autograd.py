@@ -141,9 +141,10 @@ def test_bad_device_string():
 
 def test_manual_seed_makes_draws_repeat():
     cnnkit.manual_seed(7)
-    first = cnnkit.backend.draw_seed()
+    first = cnnkit.backend.rng().random(), cnnkit.backend.next_random_stream()
     cnnkit.manual_seed(7)
-    assert cnnkit.backend.draw_seed() == first
+    assert (cnnkit.backend.rng().random(), cnnkit.backend.next_random_stream()) == first
+    assert first[1] == (7, 1) and cnnkit.backend.next_random_stream() == (7, 2)
 
 
 @pytest.mark.gpu
