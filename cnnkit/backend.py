@@ -8,7 +8,7 @@ reason CuPy could not be used is kept and raised only when a GPU is asked for.
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any, Iterator
 
 import numpy as np
@@ -275,11 +275,20 @@ def device_of(array: Any) -> Device:
 def device_of_array(array: Any):
     """A context in which ``array``'s CUDA device is the current one (CuPy's own ``cuda.Device``).
 
-    The one place where computation enters the device of its arguments: CuPy runs
-    kernels, and allocates, on the *current* device, whatever device the operands
-    live on.
+    The one way computation enters the device of its arguments (the registry for every
+    op, autograd for the array arithmetic of forward and backward passes): CuPy runs
+    kernels, and allocates, on the *current* device, whatever device the operands live
+    on, reaching other devices' arrays through peer access.
     """
     return get_array_module(array).cuda.Device(array.device.id)
+
+
+def device_of_arrays(arrays) -> Any:
+    """:func:`device_of_array` for the first CUDA array among ``arrays``; a no-op context when there is none."""
+    for array in arrays:
+        if is_cuda_array(array):
+            return device_of_array(array)
+    return nullcontext()
 
 
 def to_device(array: Any, device: "str | Device") -> Any:
