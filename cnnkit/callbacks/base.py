@@ -108,6 +108,11 @@ class ProgressBar(Callback):
     def _interactive(self) -> bool:
         return self.verbose == 1 and hasattr(self.stream, "isatty") and self.stream.isatty()
 
+    def on_train_begin(self, logs=None):
+        placement = self.params.get("data_placement")
+        if placement:  # on a GPU: whether the data was moved there whole or is streamed
+            print(placement, file=self.stream, flush=True)
+
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
         if self._interactive():

@@ -181,7 +181,7 @@ def fit(model, x: Any = None, y: Any = None, batch_size: int = 32, epochs: int =
     callback_list = CallbackList(strategy.callbacks([*(callbacks or []), history, *([progress] if progress else [])]),
                                  model,
                                  {"epochs": epochs, "steps": len(train_batches), "batch_size": batch_size,
-                                  "verbose": verbose})
+                                  "verbose": verbose, "data_placement": train_batches.placement})
     model.stop_training = False
     model.history = history
     model.initial_epoch = initial_epoch  # a callback may move it in on_train_begin (BackupAndRestore resumes)
