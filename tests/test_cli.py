@@ -1,7 +1,6 @@
 """The cnnkit command: demo, train, info, kernels (bench has its own tests)."""
 import pytest
 
-from cnnkit import backend
 from cnnkit.cli import main
 
 
@@ -38,7 +37,7 @@ def test_kernels_lists_each_op_with_its_implementations(capsys):
     assert "conv_forward" in out and "reference" in out and "cuda" in out
 
 
-@pytest.mark.skipif(backend.cuda_is_available(), reason="a GPU is present")
+@pytest.mark.no_gpu
 def test_precompiling_without_a_gpu_says_why(capsys):
     assert main(["kernels", "--precompile"]) == 2
     assert "cnnkit kernels:" in capsys.readouterr().err

@@ -4,9 +4,9 @@ Each op's samples are independent, so the batch splits into contiguous slices, t
 reference runs on each slice in the thread pool, and the results are concatenated
 along the batch axis. What a forward saves for its backward is kept per slice.
 
-Only ops that measured faster this way are here (2-core machine, small-CNN shapes):
-pooling (its element-wise work runs on one core otherwise; backward 7.8 -> 4.9 ms)
-and the convolution input gradient (its col2im scatter; 19.8 -> 18.5 ms), which
+Only ops that measured faster this way are here (figures in bench/README.md, "Why
+the CPU backend looks as it does"): pooling (its element-wise work runs on one core
+otherwise) and the convolution input gradient (its col2im scatter), which
 :mod:`cnnkit.cpu.conv` uses for the convolutions it does not lower to wide rows. The
 convolution forward and filter gradient are bound by their products, which BLAS
 already spreads over every core: sharding them gained nothing and the join cost a copy.
@@ -21,7 +21,7 @@ import numpy as np
 from ..ops.conv import conv_backward_data_reference
 from ..ops.pool import pool_backward_reference, pool_forward_reference
 from ..registry import CPU, register
-from .pool import get_num_threads, run_all
+from .threads import get_num_threads, run_all
 
 # Below this many samples per slice the threads cost more than they save.
 MIN_SAMPLES_PER_SHARD = 8

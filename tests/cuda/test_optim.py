@@ -17,7 +17,7 @@ from cnnkit.cuda import optim as cuda_optim
 from cnnkit.cuda.launcher import Kernel
 from cnnkit.optimizers.adam import adam_update_reference
 from cnnkit.optimizers.sgd import sgd_update_reference
-from tests.cuda.launch_recorder import fake, is_fake, kernel_entries, nvcc_report, recorded_launches  # noqa: F401
+from tests.cuda.launch_recorder import fake, is_fake, kernel_entries, nvcc_report
 
 SIZES = [(1,), (3,), (4,), (5,), (2049,), (7, 9), (64, 33)]
 SGD_CONFIGS = [  # (with velocities, keyword arguments)
@@ -42,11 +42,6 @@ def fresh_tables():
     for cache in (cuda_optim._device_block_map, cuda_optim._device_pointers):
         cache.cache_clear()
 
-
-def on_gpu(test):
-    """Mark a test as needing CuPy and a GPU, skipping it cleanly otherwise."""
-    needs_gpu = pytest.mark.skipif(not backend.cuda_is_available(), reason="needs CuPy and an NVIDIA GPU")
-    return pytest.mark.gpu(needs_gpu(test))
 
 
 def host_lists(rng, count, dtype, shapes=SIZES, positive_from=2):
@@ -203,7 +198,7 @@ def assert_states_close(got, want, dtype):
             np.testing.assert_allclose(g, w, **tolerance)
 
 
-@on_gpu
+@pytest.mark.gpu
 @pytest.mark.parametrize("misaligned", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("velocities,config", SGD_CONFIGS)
@@ -220,7 +215,7 @@ def test_sgd_matches_the_reference_for_three_steps(rng, velocities, config, dtyp
     assert_states_close(got, want, dtype)
 
 
-@on_gpu
+@pytest.mark.gpu
 @pytest.mark.parametrize("misaligned", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("amsgrad,config", ADAM_CONFIGS)
@@ -238,7 +233,7 @@ def test_adam_matches_the_reference_for_three_steps(rng, amsgrad, config, dtype,
     assert_states_close(got, want, dtype)
 
 
-@on_gpu
+@pytest.mark.gpu
 @pytest.mark.parametrize("make", [
     lambda params: cnnkit.optimizers.SGD(params, 0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
     lambda params: cnnkit.optimizers.Adam(params, 0.01, amsgrad=True),

@@ -15,7 +15,7 @@ from cnnkit.cuda import pool as cuda_pool
 from cnnkit.ops.pool import pool, pool_backward_reference, pool_forward_reference
 from cnnkit.ops.window import make_geometry
 from cnnkit.testing import gradcheck
-from tests.cuda.launch_recorder import fake, is_fake, kernel_entries, nvcc_report, recorded_launches  # noqa: F401
+from tests.cuda.launch_recorder import fake, is_fake, kernel_entries, nvcc_report
 from tests.helpers import randn
 
 MODES = ["max", "avg", "l2"]
@@ -44,11 +44,6 @@ def geometry_of(case):
     rank = len(shape) - 2
     return make_geometry(rank, size, size if strides is None else strides, padding, 1, shape[2:])
 
-
-def on_gpu(test):
-    """Mark a test as needing CuPy and a GPU, skipping it cleanly otherwise."""
-    needs_gpu = pytest.mark.skipif(not backend.cuda_is_available(), reason="needs CuPy and an NVIDIA GPU")
-    return pytest.mark.gpu(needs_gpu(test))
 
 
 # ---------------------------------------------------------------- planning (CPU)
@@ -176,7 +171,7 @@ def reference(x_host, gy_host, mode, geometry):
     return y, pool_backward_reference(gy_host.astype(np.float64), saved, x_host.shape, mode, geometry)
 
 
-@on_gpu
+@pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("case", CASES)
@@ -192,7 +187,7 @@ def test_forward_and_backward_match_the_reference(rng, case, mode, dtype):
     np.testing.assert_allclose(gx, want_gx, **tolerance)
 
 
-@on_gpu
+@pytest.mark.gpu
 @pytest.mark.parametrize("mode", MODES)
 def test_misaligned_inputs_take_the_scalar_path(rng, mode):
     cupy = backend.cupy()
@@ -209,7 +204,7 @@ def test_misaligned_inputs_take_the_scalar_path(rng, mode):
     np.testing.assert_allclose(backend.to_numpy(gx), want_gx, rtol=1e-12, atol=1e-12)
 
 
-@on_gpu
+@pytest.mark.gpu
 def test_max_pool_ties_send_the_gradient_to_the_first_maximum(rng):
     x = rng.integers(0, 3, (2, 3, 8, 10)).astype(np.float32)  # many ties
     for geometry in (make_geometry(2, 3, 2, "same", 1, (8, 10)), make_geometry(2, 2, 2, "valid", 1, (8, 10))):
@@ -220,7 +215,7 @@ def test_max_pool_ties_send_the_gradient_to_the_first_maximum(rng):
         np.testing.assert_allclose(gx, want_gx, rtol=1e-6, atol=1e-6)
 
 
-@on_gpu
+@pytest.mark.gpu
 @pytest.mark.parametrize("size,strides,padding,nan_outputs", [(3, 2, 1, 7), (2, 2, "valid", 3)])
 def test_max_pool_propagates_nan_and_routes_the_gradient_as_the_reference(rng, size, strides, padding, nan_outputs):
     x = rng.standard_normal((1, 2, 8, 8)).astype(np.float32)
@@ -236,7 +231,7 @@ def test_max_pool_propagates_nan_and_routes_the_gradient_as_the_reference(rng, s
     np.testing.assert_allclose(gx, want_gx, rtol=1e-6, atol=1e-6)
 
 
-@on_gpu
+@pytest.mark.gpu
 @pytest.mark.parametrize("mode", MODES)
 def test_float64_gradients_through_the_kernels(rng, mode):
     x = randn(rng, 2, 3, 5, 7, device="cuda")
@@ -244,7 +239,7 @@ def test_float64_gradients_through_the_kernels(rng, mode):
         gradcheck(lambda t: pool(t, mode, 3, 2, "same"), [x])
 
 
-@on_gpu
+@pytest.mark.gpu
 def test_registry_dispatches_pooling_to_the_kernels(rng):
     x_host = rng.standard_normal((2, 4, 9, 9)).astype(np.float32)
     with registry.use_cuda_kernels(True):
