@@ -25,6 +25,8 @@ from .backend import (
 from . import activations, custom_objects, initializers, losses, metrics, ops, optimizers, regularizers
 from . import callbacks, data, datasets, layers
 from . import explain, image_kernels, transfer, vis
+from . import cpu  # registers the CPU variants of the ops
+from .cuda import ops as _cuda_ops  # registers the CUDA kernels (imports no CuPy)
 from .layers import Input
 from .custom_objects import custom_object_scope
 from .models import Model, Sequential, load_model

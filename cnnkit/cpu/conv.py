@@ -22,9 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ops.conv import conv_backward_filter_reference, conv_forward_reference
-from ..ops.window import WindowGeometry
-from ..registry import CPU, register
+from ..registry import CPU, USE_REFERENCE, register
+from ..window import WindowGeometry
 from .sharded import conv_backward_data_sharded
 
 # Below this many rows (input channels × kernel taps) per column the wide columns cost more than they save.
@@ -97,7 +96,7 @@ def _wide_gradient(gy, grid: WideGrid):
 @register("conv_forward", CPU)
 def conv_forward_wide(x, W, b, geometry: WindowGeometry, groups: int):
     if not _uses_wide_rows(x.shape, W.shape, geometry, groups):
-        return conv_forward_reference(x, W, b, geometry, groups)
+        return USE_REFERENCE
     N, F = x.shape[0], W.shape[0]
     grid = WideGrid.of(x.shape[2:], geometry)
     cols = _columns(x, grid, geometry)
@@ -110,8 +109,8 @@ def conv_forward_wide(x, W, b, geometry: WindowGeometry, groups: int):
 
 @register("conv_backward_filter", CPU)
 def conv_backward_filter_wide(gy, x, saved, W_shape: tuple, geometry: WindowGeometry, groups: int):
-    if not isinstance(saved, WideSaved):
-        return conv_backward_filter_reference(gy, x, saved, W_shape, geometry, groups)
+    if not isinstance(saved, WideSaved):  # the forward ran the reference
+        return USE_REFERENCE
     return (_wide_gradient(gy, saved.grid) @ saved.cols.T).reshape(W_shape)
 
 

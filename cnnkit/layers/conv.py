@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..ops.conv import conv
-from ..ops.window import make_geometry, normalize_tuple, resolve_padding
+from ..window import make_geometry, normalize_tuple, resolve_padding
 from .base import InputSpec, Layer, _show
 from .options import WeightOptions
 

@@ -7,7 +7,7 @@ from cnnkit import registry
 from cnnkit.cpu import sharded
 from cnnkit.ops.conv import conv_backward_data_reference, conv_forward_reference
 from cnnkit.ops.pool import pool_backward_reference, pool_forward_reference
-from cnnkit.ops.window import make_geometry
+from cnnkit.window import make_geometry
 
 
 @pytest.fixture(params=[1, 2, 3])

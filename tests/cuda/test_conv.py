@@ -15,7 +15,7 @@ from cnnkit.cuda import conv_plan, launcher
 from cnnkit.cuda.launcher import ceil_div
 from cnnkit.cuda.conv_plan import TILES, ConvShape, GemmPlan, gemm_problem, plan_depthwise, plan_gemm
 from cnnkit.layers import Conv2D
-from cnnkit.ops.window import make_geometry
+from cnnkit.window import make_geometry
 from tests.cuda.launch_recorder import fake, is_fake
 
 conv_ops = importlib.import_module("cnnkit.ops.conv")  # the package re-exports a function named conv
@@ -369,12 +369,14 @@ def test_float64_runs_the_reference_under_cupy(rng, launched):
     cupy = backend.cupy()
     geometry = make_geometry(2, (3, 3), 2, "same", 1, (7, 6))
     x, W = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((4, 3, 3, 3))
-    y, saved = cuda_conv.conv_forward(cupy.asarray(x), cupy.asarray(W), None, geometry, 1)
-    expected, _ = conv_ops.conv_forward_reference(x, W, None, geometry, 1)
-    assert y.dtype == np.float64 and saved is not None
-    np.testing.assert_allclose(backend.to_numpy(y), expected, rtol=1e-12)
-    gW = cuda_conv.conv_backward_filter(cupy.asarray(rng.standard_normal(y.shape)), cupy.asarray(x), None,
-                                        W.shape, geometry, 1)  # rebuilds the im2col matrix it needs
+    assert cuda_conv.conv_forward(cupy.asarray(x), cupy.asarray(W), None, geometry, 1) is registry.USE_REFERENCE
+    with registry.use_cuda_kernels(True):
+        y, saved = registry.impl("conv_forward", cupy.asarray(x), cupy.asarray(W), None, geometry, 1)
+        expected, _ = conv_ops.conv_forward_reference(x, W, None, geometry, 1)
+        assert y.dtype == np.float64 and saved is not None
+        np.testing.assert_allclose(backend.to_numpy(y), expected, rtol=1e-12)
+        gW = registry.impl("conv_backward_filter", cupy.asarray(rng.standard_normal(y.shape)), cupy.asarray(x), None,
+                           W.shape, geometry, 1)  # the reference rebuilds the im2col matrix it needs
     assert gW.shape == W.shape and launched == []
 
 

@@ -262,17 +262,21 @@ def test_tf32_with_misaligned_operands_falls_back_to_fp32(rng, tf32_precision, k
 
 
 @pytest.mark.gpu
-def test_float64_and_empty_products_go_through_cupy_matmul(rng, kernel_names):
+def test_float64_and_empty_products_are_left_to_the_reference_on_cupy(rng, kernel_names):
     cupy = backend.cupy()
     a_host, b_host = rng.standard_normal((7, 5)), rng.standard_normal((7, 3))
-    c = cuda_gemm.gemm(cupy.asarray(a_host), cupy.asarray(b_host), transpose_a=True)
+    a, b = cupy.asarray(a_host), cupy.asarray(b_host)
+    assert cuda_gemm.gemm(a, b, transpose_a=True) is registry.USE_REFERENCE
+    with registry.use_cuda_kernels(True):
+        c = registry.impl("gemm", a, b, transpose_a=True)
+        empty = registry.impl("gemm", cupy.zeros((0, 4), np.float32), cupy.zeros((4, 3), np.float32))
+        zeros = registry.impl("gemm_bias_act", cupy.zeros((2, 0), np.float32), cupy.zeros((0, 3), np.float32),
+                              cupy.ones(3, np.float32), "relu")
     assert c.dtype == np.float64
     np.testing.assert_allclose(backend.to_numpy(c), a_host.T @ b_host, rtol=1e-12)
-    empty = cuda_gemm.gemm(cupy.zeros((0, 4), np.float32), cupy.zeros((4, 3), np.float32))
     assert empty.shape == (0, 3)
-    zeros = cuda_gemm.gemm_bias_act(cupy.zeros((2, 0), np.float32), cupy.zeros((0, 3), np.float32),
-                                    cupy.ones(3, np.float32), "relu")
     np.testing.assert_array_equal(backend.to_numpy(zeros), np.ones((2, 3), np.float32))
+    assert kernel_names == []
     assert kernel_names == []
 
 

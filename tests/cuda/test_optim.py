@@ -120,18 +120,22 @@ def test_mismatched_lists_are_rejected_with_names_and_shapes(recorded_launches, 
     assert recorded_launches == []
 
 
-def test_unsupported_arrays_fall_back_to_the_reference(recorded_launches, rng):
+def test_unsupported_arrays_are_left_to_the_reference(recorded_launches, rng):
     params, grads = host_lists(rng, 2, np.float16)
     expected = [p.copy() for p in params]
     sgd_update_reference(expected, grads, None, lr=0.1, momentum=0.0, nesterov=False, weight_decay=0.0)
     fakes = [fake(p) for p in params]
-    sgd_call([fakes, [fake(g) for g in grads]], velocities=False)
+    plain = {"lr": 0.1, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0}
+    assert sgd_call([fakes, [fake(g) for g in grads]], velocities=False) is registry.USE_REFERENCE
+    strided = fake(np.zeros((4, 6), np.float32))[:, ::2]
+    assert sgd_call([[strided], [fake(np.ones((4, 3), np.float32))]], velocities=False) is registry.USE_REFERENCE
+    assert cuda_optim.sgd_update([], [], None, **plain) is registry.USE_REFERENCE
+    with registry.use_cuda_kernels(True):
+        registry.impl("sgd_update", fakes, [fake(g) for g in grads], None, **plain)
+        registry.impl("sgd_update", [strided], [fake(np.ones((4, 3), np.float32))], None, **plain)
     for got, want in zip(fakes, expected):
         np.testing.assert_array_equal(np.asarray(got), want)
-    strided = fake(np.zeros((4, 6), np.float32))[:, ::2]
-    sgd_call([[strided], [fake(np.ones((4, 3), np.float32))]], velocities=False)
     np.testing.assert_allclose(np.asarray(strided), -0.1)
-    cuda_optim.sgd_update([], [], None, lr=0.1, momentum=0.0, nesterov=False, weight_decay=0.0)
     assert recorded_launches == []
 
 

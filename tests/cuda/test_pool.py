@@ -13,7 +13,7 @@ import cnnkit
 from cnnkit import backend, registry
 from cnnkit.cuda import pool as cuda_pool
 from cnnkit.ops.pool import pool, pool_backward_reference, pool_forward_reference
-from cnnkit.ops.window import make_geometry
+from cnnkit.window import make_geometry
 from cnnkit.testing import gradcheck
 from tests.cuda.launch_recorder import fake, is_fake, kernel_entries, nvcc_report
 from tests.helpers import randn
@@ -93,7 +93,7 @@ def test_exactly_tiled_windows_take_the_one_thread_per_window_backward(recorded_
     for case, tiled in [(CASES[8], True), (CASES[9], True), (CASES[11], True), (CASES[0], False),
                         (CASES[3], False), (CASES[10], False)]:
         geometry = geometry_of(case)
-        assert cuda_pool.tiles_exactly(case[0], geometry) == tiled
+        assert geometry.tiles_exactly(case[0][2:]) == tiled
         y, saved = cuda_pool.pool_forward(fake(np.ones(case[0]), np.float32), "avg", geometry)
         cuda_pool.pool_backward(fake(np.ones(y.shape), np.float32), saved, case[0], "avg", geometry)
         assert recorded_launches[-1].name == ("pool_avg_backward_tiled_f32" if tiled else "pool_avg_backward_f32")
@@ -108,15 +108,18 @@ def test_max_pooling_saves_int32_indices_for_its_backward(recorded_launches):
     assert recorded_launches[-1].arg("argmax") is saved.argmax
 
 
-def test_unsupported_dtypes_and_reference_saved_fall_back_to_the_reference(recorded_launches, rng):
+def test_unsupported_dtypes_and_reference_saved_are_left_to_the_reference(recorded_launches, rng):
     case = CASES[4]
     geometry = geometry_of(case)
     x = rng.standard_normal(case[0]).astype(np.float16)
-    y, saved = cuda_pool.pool_forward(fake(x), "avg", geometry)
+    assert cuda_pool.pool_forward(fake(x), "avg", geometry) is registry.USE_REFERENCE
     want, want_saved = pool_forward_reference(x, "avg", geometry)
+    gy = np.ones(want.shape, np.float16)
+    with registry.use_cuda_kernels(True):
+        y, saved = registry.impl("pool_forward", fake(x), "avg", geometry)
+        assert cuda_pool.pool_backward(fake(gy), saved, x.shape, "avg", geometry) is registry.USE_REFERENCE
+        gx = registry.impl("pool_backward", fake(gy), saved, x.shape, "avg", geometry)
     np.testing.assert_array_equal(np.asarray(y), want)
-    gy = np.ones(y.shape, np.float16)
-    gx = cuda_pool.pool_backward(fake(gy), saved, x.shape, "avg", geometry)
     np.testing.assert_array_equal(np.asarray(gx), pool_backward_reference(gy, want_saved, x.shape, "avg", geometry))
     assert recorded_launches == []
 

@@ -21,7 +21,7 @@ from typing import Iterator
 import numpy as np
 
 from ... import registry
-from ...ops.window import make_geometry
+from ...window import make_geometry
 from ...registry import impl
 from ..device import BenchDevice
 from ..peaks import Peak
@@ -113,8 +113,7 @@ def _case(device: BenchDevice, identity: dict, shape: ConvShape, backward: bool,
     figure = measured(name, lambda: device.measure(forward_backward if backward else forward), **details)
     checked = None
     if figure.ok and not backward:
-        reference = registry.lookup("conv_forward", on_gpu=False)
-        expected, _ = reference(x.astype(np.float64), W.astype(np.float64), None, geometry, 1)
+        expected, _ = registry.reference("conv_forward")(x.astype(np.float64), W.astype(np.float64), None, geometry, 1)
         checked = check("relative error against the float64 reference", rel_error(device.xp, forward()[0], expected),
                         FORWARD_TOLERANCE)
     flops, nbytes = _figures(shape, backward)
