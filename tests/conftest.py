@@ -8,6 +8,8 @@ import pytest
 
 import cnnkit
 from cnnkit import backend
+from tests.cuda.launch_recorder import recorded_launches  # noqa: F401  (a fixture for every test)
+from tests.fake_gpu import fake_gpu  # noqa: F401  (a fixture for every test)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,8 +1,8 @@
 """CPU stand-ins for CuPy that record kernel launches instead of running them.
 
 :func:`fake` makes the stand-in device arrays: enough for the launcher's argument checks
-on their own. With the ``recorded_launches`` fixture (offered to every test in
-``tests/cuda`` by its conftest), a CUDA wrapper called on :class:`FakeCudaArray`
+on their own. With the ``recorded_launches`` fixture (offered to every test by
+``tests/conftest.py``), a CUDA wrapper called on :class:`FakeCudaArray`
 inputs runs all of its Python (dtype and shape dispatch, planning, allocation) and each
 ``Kernel.launch`` checks its arguments against the kernel's declared parameters and
 records the launch instead of compiling anything. Outputs are left uninitialised: these
