@@ -157,24 +157,29 @@ def make_geometry(rank: int, window, stride, padding, dilation, input_size: Sequ
 
 
 def im2col(x, geometry: WindowGeometry):
-    """Gather every receptive field: (N, C, *spatial) -> cols of shape (N, C, *window, *out)."""
+    """Gather every receptive field: (N, C, *spatial) -> cols of shape (C, *window, N, *out).
+
+    Channels and taps lead and the batch follows, so that for each group the columns
+    are one C-contiguous (C·window / groups, N·out) matrix: every product of the reference
+    convolution is then a plain GEMM on it, with no transposed copy (CuPy copies a transposed
+    operand of a batched product whole).
+    """
     xp = backend.get_array_module(x)
     out = geometry.output_size(x.shape[2:])
     padded = geometry.pad(x)
-    cols = xp.empty(x.shape[:2] + geometry.window + out, dtype=x.dtype)
+    cols = xp.empty((x.shape[1],) + geometry.window + (x.shape[0],) + out, dtype=x.dtype)
     for tap in geometry.taps():
-        cols[(slice(None), slice(None)) + tap] = padded[geometry.tap_slices(tap, out)]
+        cols[(slice(None),) + tap] = padded[geometry.tap_slices(tap, out)].swapaxes(0, 1)
     return cols
 
 
 def col2im(cols, input_shape: tuple, geometry: WindowGeometry):
-    """Scatter-add columns back onto the input grid: the adjoint of :func:`im2col`."""
+    """Scatter-add columns (C, *window, N, *out) back onto the input grid: the adjoint of :func:`im2col`."""
     xp = backend.get_array_module(cols)
-    rank = geometry.rank
-    out = cols.shape[2 + rank:]
+    out = cols.shape[2 + geometry.rank:]
     padded = xp.zeros(input_shape[:2] + geometry.padded_size(input_shape[2:]), dtype=cols.dtype)
     for tap in geometry.taps():
-        padded[geometry.tap_slices(tap, out)] += cols[(slice(None), slice(None)) + tap]
+        padded[geometry.tap_slices(tap, out)] += cols[(slice(None),) + tap].swapaxes(0, 1)
     return geometry.crop(padded)
 
 

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "cnnkit"
 BACKENDS = ("cnnkit.cpu", "cnnkit.cuda")
 ABOVE_THE_BACKENDS = ("cnnkit.ops", "cnnkit.optimizers", "cnnkit.layers")
 # The packages and modules that form the core, bottom to top; none may reach back up.
-CORE = ("cnnkit.backend", "cnnkit.window", "cnnkit.registry", "cnnkit.cpu", "cnnkit.cuda", "cnnkit.ops",
+CORE = ("cnnkit.backend", "cnnkit.philox", "cnnkit.window", "cnnkit.registry", "cnnkit.cpu", "cnnkit.cuda", "cnnkit.ops",
         "cnnkit.optimizers", "cnnkit.layers")
 
 
@@ -72,6 +72,7 @@ def test_backends_import_nothing_from_the_ops_optimizers_or_layers(backend):
 
 def test_the_leaf_modules_import_only_the_backend_switch():
     assert imported_modules("cnnkit.backend") == set()
+    assert imported_modules("cnnkit.philox") == set()
     assert imported_modules("cnnkit.window") == {"cnnkit.backend"}
     assert imported_modules("cnnkit.registry") == {"cnnkit.backend"}
 

@@ -8,7 +8,7 @@ with x of shape (N, C, *spatial), W of shape (F, C / groups, *kernel) and y of s
 (N, F, *out). The references lower it to matrix products (im2col): each output
 position's receptive field becomes a column, so the forward pass, the input
 gradient ("backward data") and the weight gradient ("backward filter") are each one
-batched GEMM plus a gather (im2col) or a scatter-add (col2im). On the GPU the
+GEMM per group plus a gather (im2col) or a scatter-add (col2im). On the GPU the
 registry swaps in implicit-GEMM CUDA kernels with the same signatures.
 """
 from __future__ import annotations
@@ -19,6 +19,23 @@ from .. import backend
 from ..autograd import Function
 from ..registry import impl, register
 from ..window import WindowGeometry, check_conv_shapes, col2im, im2col, make_geometry
+
+
+def grouped_columns(x, geometry: WindowGeometry, groups: int):
+    """The im2col matrix of each group: (groups, C / groups · window, N · out), C-contiguous."""
+    cols = im2col(x, geometry)
+    return cols.reshape(groups, -1, x.shape[0] * math.prod(cols.shape[2 + geometry.rank:]))
+
+
+def _grouped_gradient(gy, groups: int, positions_last: bool):
+    """gy (N, F, *out) per group, copied once into the layout a plain GEMM takes:
+    (groups, F / groups, N · out), or (groups, N · out, F / groups) when ``positions_last`` is False."""
+    xp = backend.get_array_module(gy)
+    N, F = gy.shape[:2]
+    per_group = gy.reshape(N, groups, F // groups, -1)
+    order = (1, 2, 0, 3) if positions_last else (1, 0, 3, 2)
+    return xp.ascontiguousarray(per_group.transpose(order)).reshape(
+        (groups, F // groups, -1) if positions_last else (groups, -1, F // groups))
 
 
 @register("conv_forward")
@@ -33,15 +50,15 @@ def conv_forward_reference(x, W, b, geometry: WindowGeometry, groups: int):
         groups: C and F are split into this many independent groups.
 
     Returns:
-        ``(y, saved)``: y of shape (N, F, *out) and what
-        ``conv_backward_filter`` of the same backend needs (here the im2col matrix).
+        ``(y, saved)``: y of shape (N, F, *out) and what ``conv_backward_filter`` of the
+        same backend needs (here :func:`grouped_columns`).
     """
     xp = backend.get_array_module(x)
     N, F = x.shape[0], W.shape[0]
-    cols = im2col(x, geometry)
-    out = cols.shape[2 + geometry.rank:]
-    cols = cols.reshape(N, groups, -1, math.prod(out))
-    y = xp.matmul(W.reshape(groups, F // groups, -1), cols).reshape((N, F) + out)
+    out = geometry.output_size(x.shape[2:])
+    cols = grouped_columns(x, geometry, groups)
+    y_by_filter = xp.matmul(W.reshape(groups, F // groups, -1), cols)  # (groups, F / groups, N · out)
+    y = xp.ascontiguousarray(y_by_filter.reshape((F, N) + out).swapaxes(0, 1))
     if b is not None:
         y += b.reshape((1, F) + (1,) * geometry.rank)
     return y, cols
@@ -52,27 +69,26 @@ def conv_backward_data_reference(gy, W, input_shape: tuple, geometry: WindowGeom
     """Reference input gradient: gx = col2im(Wᵀ · gy), shape ``input_shape``."""
     xp = backend.get_array_module(gy)
     F = W.shape[0]
-    out = gy.shape[2:]
-    W_t = W.reshape(groups, F // groups, -1).swapaxes(-1, -2)
-    gy_g = gy.reshape(gy.shape[0], groups, F // groups, math.prod(out))
-    gcols = xp.matmul(W_t, gy_g).reshape(input_shape[:2] + geometry.window + out)
-    return col2im(gcols, input_shape, geometry)
+    W_t = W.reshape(groups, F // groups, -1).swapaxes(-1, -2)  # small: the copy CuPy makes is W-sized
+    gcols = xp.matmul(W_t, _grouped_gradient(gy, groups, positions_last=True))
+    return col2im(gcols.reshape(input_shape[1:2] + geometry.window + (gy.shape[0],) + gy.shape[2:]),
+                  input_shape, geometry)
 
 
 @register("conv_backward_filter")
 def conv_backward_filter_reference(gy, x, saved, W_shape: tuple, geometry: WindowGeometry, groups: int):
-    """Reference weight gradient: gW = Σ_n gy_n · cols_nᵀ, shape ``W_shape``.
+    """Reference weight gradient: gW = gy · colsᵀ summed over batch and positions, shape ``W_shape``.
 
-    ``saved`` is the im2col matrix that :func:`conv_forward_reference` returned, or None
-    (a forward computed elsewhere), in which case it is rebuilt from x.
+    Computed as (cols · gyᵀ)ᵀ per group: the columns, the large operand, enter the
+    product as they are, and only gy (once) and the small result are rearranged.
+    ``saved`` is what :func:`conv_forward_reference` returned, or None (a forward computed
+    elsewhere), in which case the columns are rebuilt from x.
     """
     xp = backend.get_array_module(gy)
-    N, F = gy.shape[0], gy.shape[1]
     if saved is None:
-        saved = im2col(x, geometry).reshape(N, groups, -1, math.prod(gy.shape[2:]))
-    gy_g = gy.reshape(N, groups, F // groups, -1)
-    gW = xp.matmul(gy_g, saved.swapaxes(-1, -2)).sum(axis=0)
-    return gW.reshape(W_shape)
+        saved = grouped_columns(x, geometry, groups)
+    gW_t = xp.matmul(saved, _grouped_gradient(gy, groups, positions_last=False))  # (groups, C/groups·window, F/groups)
+    return xp.ascontiguousarray(gW_t.swapaxes(-1, -2)).reshape(W_shape)
 
 
 class Convolution(Function):

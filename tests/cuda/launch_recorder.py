@@ -48,6 +48,11 @@ class FakeCudaArray(np.ndarray):
     def get(self):
         return np.array(self).view(np.ndarray)
 
+    def set(self, host, stream=None):
+        """CuPy's host-to-device copy (asynchronous on ``stream`` from pinned memory); remembers the stream."""
+        np.copyto(self, host)
+        self.uploaded_on = stream
+
 
 def fake(array, dtype=None, device: int = 0) -> FakeCudaArray:
     """``array`` as a :class:`FakeCudaArray` on ``device`` (sharing memory when no conversion is needed)."""
