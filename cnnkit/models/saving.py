@@ -30,7 +30,24 @@ from ..autograd import Parameter
 
 FORMAT = "cnnkit"
 FORMAT_VERSION = "1"
+SUPPORTED_EXTENSIONS = (".safetensors",)
 _OPTIMIZER_PREFIX = "optimizer."
+
+
+def check_file_name(path: "str | os.PathLike", who: str = "save") -> Path:
+    """``path`` as a Path if cnnkit can write a model there; a folder or another format is refused.
+
+    Keras users type ``model.h5`` or ``model.keras``: writing safetensors under those
+    names would mislead every tool that trusts the extension, so they are refused.
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise ValueError(f"{who}: {str(target)!r} is a folder; give a file name ending in "
+                         f"{' or '.join(SUPPORTED_EXTENSIONS)}, e.g. {str(target / 'model.safetensors')!r}")
+    if target.suffix.lower() not in SUPPORTED_EXTENSIONS:
+        raise ValueError(f"{who}: cannot write {str(target)!r}: models are saved as safetensors files, so the name "
+                         f"must end in {' or '.join(SUPPORTED_EXTENSIONS)} (got {target.suffix or 'no extension'!r})")
+    return target
 
 
 def named_layers(layer, prefix: str = "") -> dict[str, Any]:
@@ -125,8 +142,10 @@ def _optimizer_tensors(model) -> tuple[dict, dict]:
 def save_model(model, path: "str | os.PathLike", include_optimizer: bool = True) -> Path:
     """Save architecture, weights, compile settings and (by default) optimizer state to ``path``.
 
-    Use :func:`cnnkit.load_model` to read it back, on any device.
+    Use :func:`cnnkit.load_model` to read it back, on any device. ``path`` must end in
+    ``.safetensors`` (the one format cnnkit writes).
     """
+    check_file_name(path, f"{model.who}.save")
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "cnnkit_version": __version__,
                 "class_name": type(model).__name__, "config": json.dumps(model.get_config()),
                 "epoch": str(model.epoch), "rng_state": json.dumps(backend.get_rng_state()),
@@ -143,7 +162,8 @@ def save_model(model, path: "str | os.PathLike", include_optimizer: bool = True)
 
 
 def save_weights(model, path: "str | os.PathLike") -> Path:
-    """Save only the weights (see :meth:`load_weights`)."""
+    """Save only the weights (see :meth:`load_weights`) to a ``.safetensors`` file."""
+    check_file_name(path, f"{model.who}.save_weights")
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "cnnkit_version": __version__,
                 "content": "weights", "layer_states": json.dumps(_layer_states(model))}
     tensors = _weights_as_arrays(model)
