@@ -34,10 +34,11 @@ def _group(fields: list, names: list[str] | None):
 
 
 class Batches:
-    """A DataLoader whose flat batches are regrouped into ``(inputs, targets)``.
+    """A DataLoader whose flat batches are regrouped into ``(inputs, targets, sample_weight)``.
 
     ``inputs`` is one tensor or a list (several model inputs); ``targets`` is one
-    tensor, a list (several outputs) or None (prediction without targets).
+    tensor, a list (several outputs) or None (prediction without targets);
+    ``sample_weight`` is the (batch,) weights, the field after the targets, or None.
     """
 
     def __init__(self, loader: DataLoader, inputs: list[str] | None, targets: list[str] | None,
@@ -55,17 +56,20 @@ class Batches:
 
     def split(self, batch: tuple) -> tuple:
         width = len(batch)
-        if width == self.input_count + self.target_count:
-            target_fields = list(batch[self.input_count:])
-        elif self.target_count == 0 and width > self.input_count:
-            target_fields = []  # predict() on a loader that also yields targets: they are not needed
-        else:
-            raise ValueError(f"{self.caller}: each batch should hold {self.input_count} input(s)"
-                             f"{f' and {self.target_count} target(s)' if self.target_count else ''}, "
-                             f"got {width} field(s)")
+        targets_end = self.input_count + self.target_count
+        weights = None
+        if self.target_count and width == targets_end + 1:
+            weights = batch[-1]  # Keras' (x, y, sample_weight)
+        elif width != targets_end and not (self.target_count == 0 and width > self.input_count):
+            # (predict() on a loader that also yields targets does not need them)
+            targets = f" and {self.target_count} target(s)" if self.target_count else ""
+            raise ValueError(f"{self.caller}: each batch should hold {self.input_count} input(s){targets}, got "
+                             f"{width} field(s)" + (" (one more, after the targets, is read as sample weights)"
+                                                    if self.target_count else ""))
         inputs = _group(list(batch[:self.input_count]), self.inputs)
+        target_fields = list(batch[self.input_count:targets_end])
         targets = _group(target_fields, self.targets) if target_fields else None
-        return inputs, targets
+        return inputs, targets, weights
 
     def first_inputs(self):
         """The inputs of the first batch (to build the model before training)."""
@@ -108,12 +112,13 @@ def check_array(name: str, array: Any, floating: bool, scan_finite: bool) -> Non
 
 
 def make_batches(model, x: Any, y: Any, batch_size: int, shuffle: bool, caller: str, *,
-                 targets: bool, scan_finite: bool) -> Batches:
-    """Batches of ``x`` (and ``y`` when ``targets``) on the model's device, checked first.
+                 targets: bool, scan_finite: bool, sample_weight: Any = None) -> Batches:
+    """Batches of ``x`` (and ``y`` when ``targets``, and ``sample_weight``) on the model's device, checked first.
 
     Args:
         targets: whether the caller needs targets (fit, evaluate) or not (predict).
         scan_finite: look for NaN and Inf in the data (fit does; a full scan costs a pass).
+        sample_weight: (N,) non-negative weights of the samples' losses, or None.
     """
     names_in = input_names(model)
     names_out = output_names(model)
@@ -135,12 +140,43 @@ def make_batches(model, x: Any, y: Any, batch_size: int, shuffle: bool, caller: 
         check_array(f"{caller}: {label}", field, floating=True, scan_finite=scan_finite)
     for label, field in zip(y_labels, y_fields):
         check_array(f"{caller}: {label}", field, floating=False, scan_finite=scan_finite)
+    if sample_weight is not None:
+        y_fields.append(_checked_weights(as_array(sample_weight, "sample_weight"), f"{caller}: sample_weight"))
+        y_labels.append("sample_weight")
     lengths = {label: int(field.shape[0]) for label, field in zip(x_labels + y_labels, x_fields + y_fields)}
     if len(set(lengths.values())) > 1:
         counts = ", ".join(f"{label}: {n}" for label, n in lengths.items())
         raise ValueError(f"{caller}: every array must have the same number of samples, got {counts}")
     loader = DataLoader((*x_fields, *y_fields), batch_size=batch_size, shuffle=shuffle, device=model.device)
     return Batches(loader, names_in, names_out, targets, caller)
+
+
+def _checked_weights(weights: Any, name: str) -> Any:
+    if weights.ndim != 1 or weights.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be a 1-D array of numbers, one per sample; got {weights.dtype} of shape "
+                         f"{tuple(weights.shape)}")
+    xp = backend.get_array_module(weights)
+    if not bool(xp.isfinite(weights).all()) or bool((weights < 0).any()):
+        raise ValueError(f"{name} must hold finite, non-negative weights")
+    return weights.astype(np.float32)
+
+
+def class_sample_weights(y: Any, class_weight: dict, caller: str) -> Any:
+    """Keras' ``class_weight``: each sample weighs as its class (integer labels, or one-hot rows by argmax)."""
+    labels = as_array(y, "y")
+    xp = backend.get_array_module(labels)
+    if labels.ndim == 2 and labels.shape[1] > 1:
+        labels = labels.argmax(axis=1)
+    labels = labels.reshape(len(labels)).astype(np.int64)
+    present = [int(c) for c in backend.to_numpy(xp.unique(labels))]
+    missing = [c for c in present if c not in class_weight]
+    if missing:
+        raise ValueError(f"{caller}: class_weight gives no weight for classes {missing} present in y "
+                         f"(it has {sorted(class_weight)})")
+    table = np.zeros(max(present + list(class_weight)) + 1, np.float32)
+    for cls, weight in class_weight.items():
+        table[int(cls)] = weight
+    return xp.asarray(table)[labels]
 
 
 def _labels(what: str, names: list[str] | None) -> list[str]:

@@ -248,20 +248,38 @@ def load_model(path: "str | os.PathLike", device: Any = None, compile: bool = Tr
         custom_objects: the user's layers, losses, metrics, activations, initializers
             and regularizers the file names, by name: ``{"smooth_l1": smooth_l1}``.
     """
-    from .model import Model
-    from .sequential import Sequential
-
     tensors, metadata = _read(path)
     if "config" not in metadata:
         raise ValueError(f"{str(path)!r} holds only weights; build the model in code and call load_weights()")
-    classes = {"Sequential": Sequential, "Model": Model}
-    cls = classes.get(metadata.get("class_name"), Model)
     with custom_object_scope(custom_objects), backend.default_device(backend.as_device(device)):
-        model = cls.from_config(json.loads(metadata["config"]))
+        model = _model_from_config(metadata.get("class_name"), json.loads(metadata["config"]))
         if compile and "compile" in metadata:
             _compile_from(model, json.loads(metadata["compile"]))
     _load_training_state(model, tensors, metadata, str(path), restore_rng_state)
     return model
+
+
+def _model_from_config(class_name: str | None, config: dict):
+    from .model import Model
+    from .sequential import Sequential
+    return {"Sequential": Sequential}.get(class_name, Model).from_config(config)
+
+
+def model_to_json(model, **dumps_options) -> str:
+    """The architecture alone (no weights), as JSON; :func:`model_from_json` rebuilds it, untrained."""
+    return json.dumps({"class_name": type(model).__name__, "config": model.get_config(),
+                       "cnnkit_version": __version__}, **dumps_options)
+
+
+def model_from_json(text: str, custom_objects: dict[str, Any] | None = None):
+    """A fresh, uncompiled model of the architecture ``to_json`` wrote (new weights)."""
+    try:
+        document = json.loads(text)
+        class_name, config = document["class_name"], document["config"]
+    except (ValueError, TypeError, KeyError) as error:
+        raise ValueError(f"model_from_json: expected the JSON that model.to_json() writes ({error!r})") from None
+    with custom_object_scope(custom_objects):
+        return _model_from_config(class_name, config)
 
 
 def _compile_from(model, settings: dict) -> None:

@@ -12,13 +12,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .. import optimizers, regularizers
+from .. import backend, optimizers, regularizers
 from .. import metrics as metrics_module
 from ..autograd import Tensor, no_grad
 from ..callbacks.base import CallbackList, History, ProgressBar, format_logs
 from ..data import DataLoader
-from .feed import Batches, make_batches, sample_count, take
-from .objective import Objective
+from ..data.dataset import as_array
+from .feed import Batches, class_sample_weights, make_batches, sample_count, take
+from .objective import Objective, output_names
 
 _METRIC_REFRESH_SECONDS = 0.5
 
@@ -55,8 +56,8 @@ def _require_compiled(model, caller: str) -> None:
         raise RuntimeError(f"{model.who}: call compile(optimizer=..., loss=...) before {caller}()")
 
 
-def _split_validation(model, x, y, fraction: float, caller: str):
-    """Keras' validation_split: the last ``fraction`` of the samples, taken before shuffling."""
+def _split_validation(model, x, y, sample_weight, fraction: float, caller: str):
+    """Keras' validation_split: the last ``fraction`` of the samples (and their weights), taken before shuffling."""
     if not 0 < fraction < 1:
         raise ValueError(f"{caller}: validation_split must be in (0, 1), got {fraction!r}")
     if isinstance(x, DataLoader):
@@ -69,8 +70,9 @@ def _split_validation(model, x, y, fraction: float, caller: str):
         raise ValueError(f"{caller}: validation_split={fraction} leaves no training or no validation samples "
                          f"out of {total}")
     train, held_out = slice(0, cut), slice(cut, None)
-    return ((take(model, x, train, "x"), take(model, y, train, "y")),
-            (take(model, x, held_out, "x"), take(model, y, held_out, "y")))
+    weights = (None, None) if sample_weight is None else (sample_weight[train], sample_weight[held_out])
+    return ((take(model, x, train, "x"), take(model, y, train, "y"), weights[0]),
+            (take(model, x, held_out, "x"), take(model, y, held_out, "y"), weights[1]))
 
 
 def _ensure_built(model, batches: Batches) -> None:
@@ -81,16 +83,16 @@ def _ensure_built(model, batches: Batches) -> None:
 
 # ---------------------------------------------------------------- steps
 
-def _compute_loss(model, x: Any, y: Any, training: bool):
+def _compute_loss(model, x: Any, y: Any, training: bool, sample_weight: Any = None):
     """The total loss, each output's loss, and the predictions."""
     y_pred = model(x, training=training)
-    loss, parts = model.objective.compute(y, y_pred, model.who)
+    loss, parts = model.objective.compute(y, y_pred, model.who, sample_weight)
     return loss, parts, y_pred
 
 
-def _train_batch(model, params: list, x: Any, y: Any):
+def _train_batch(model, params: list, x: Any, y: Any, sample_weight: Any = None):
     """One step on ``params`` (the trainable weights, gathered once per epoch); the loss includes their penalties."""
-    loss, parts, y_pred = _compute_loss(model, x, y, training=True)
+    loss, parts, y_pred = _compute_loss(model, x, y, training=True, sample_weight=sample_weight)
     penalty = regularizers.penalty(params)
     if penalty is not None:
         loss = loss + penalty
@@ -127,7 +129,8 @@ def _batch_size(x: Any) -> int:
 
 def fit(model, x: Any = None, y: Any = None, batch_size: int = 32, epochs: int = 1, verbose: int = 1,
         callbacks: Sequence[Any] | None = None, validation_split: float = 0.0, validation_data: Any = None,
-        shuffle: bool = True, initial_epoch: int = 0, device: Any = None) -> History:
+        shuffle: bool = True, initial_epoch: int = 0, device: Any = None, class_weight: dict | None = None,
+        sample_weight: Any = None) -> History:
     """Train for ``epochs`` passes over the data; returns a :class:`~cnnkit.callbacks.History`.
 
     Args:
@@ -140,10 +143,15 @@ def fit(model, x: Any = None, y: Any = None, batch_size: int = 32, epochs: int =
         callbacks: :class:`~cnnkit.callbacks.Callback` objects.
         validation_split: fraction of the samples (taken from the end, before shuffling)
             held out for validation.
-        validation_data: ``(x_val, y_val)`` or a DataLoader, evaluated after every epoch.
+        validation_data: ``(x_val, y_val)``, ``(x_val, y_val, val_sample_weight)`` or a
+            DataLoader, evaluated after every epoch.
         shuffle: reshuffle the training data every epoch (seeded by ``cnnkit.manual_seed``).
         initial_epoch: epoch to start from (to resume training).
         device: move the model there first (``"cuda"``, ``"cpu"``); batches follow the model.
+        class_weight: ``{class index: weight}`` for each class in ``y`` (integer labels or
+            one-hot rows): each sample's loss is multiplied by its class's weight.
+        sample_weight: (N,) weights of the samples' losses (times their class weights);
+            the loss is still divided by the batch size, and metrics stay unweighted, as in Keras.
     """
     caller = f"{model.who}.fit"
     _require_compiled(model, "fit")
@@ -152,16 +160,19 @@ def fit(model, x: Any = None, y: Any = None, batch_size: int = 32, epochs: int =
     if not isinstance(epochs, int) or epochs < 0 or not isinstance(initial_epoch, int) or initial_epoch < 0:
         raise ValueError(f"{caller}: epochs and initial_epoch must be non-negative ints, "
                          f"got epochs={epochs!r}, initial_epoch={initial_epoch!r}")
+    sample_weight = _combined_weights(model, y, class_weight, sample_weight, caller)
     if validation_split:
         if validation_data is not None:
             raise ValueError(f"{caller}: give validation_split or validation_data, not both")
-        (x, y), validation_data = _split_validation(model, x, y, validation_split, caller)
-    train_batches = make_batches(model, x, y, batch_size, shuffle, caller, targets=True, scan_finite=True)
+        (x, y, sample_weight), validation_data = _split_validation(model, x, y, sample_weight, validation_split,
+                                                                   caller)
+    train_batches = make_batches(model, x, y, batch_size, shuffle, caller, targets=True, scan_finite=True,
+                                 sample_weight=sample_weight)
     val_batches = None
     if validation_data is not None:
-        val_x, val_y = (validation_data, None) if isinstance(validation_data, DataLoader) else validation_data
+        val_x, val_y, val_weights = _validation_fields(validation_data, caller)
         val_batches = make_batches(model, val_x, val_y, batch_size, False, f"{caller} (validation_data)",
-                                   targets=True, scan_finite=True)
+                                   targets=True, scan_finite=True, sample_weight=val_weights)
     _ensure_built(model, train_batches)
 
     history = History()
@@ -187,15 +198,43 @@ def fit(model, x: Any = None, y: Any = None, batch_size: int = 32, epochs: int =
     return history
 
 
+def _combined_weights(model, y: Any, class_weight: dict | None, sample_weight: Any, caller: str) -> Any:
+    """``sample_weight`` times the class weights of ``y``'s labels (either may be None)."""
+    if class_weight is None:
+        return sample_weight
+    if not isinstance(class_weight, dict):
+        raise TypeError(f"{caller}: class_weight must be a dict {{class index: weight}}, got {class_weight!r}")
+    if output_names(model) is not None or isinstance(y, DataLoader) or y is None:
+        raise ValueError(f"{caller}: class_weight needs array targets y of a model with one output")
+    weights = backend.to_numpy(class_sample_weights(y, class_weight, caller))
+    if sample_weight is None:
+        return weights
+    given = backend.to_numpy(as_array(sample_weight, "sample_weight"))
+    if given.shape != weights.shape:
+        raise ValueError(f"{caller}: sample_weight must have shape {weights.shape}, one weight per sample of y, "
+                         f"got {given.shape}")
+    return weights * given  # small host arrays: the batches carry them to the model's device
+
+
+def _validation_fields(validation_data: Any, caller: str) -> tuple:
+    """``(x, y, sample_weight or None)`` from a DataLoader, a pair or a triple."""
+    if isinstance(validation_data, DataLoader):
+        return validation_data, None, None
+    if isinstance(validation_data, (list, tuple)) and len(validation_data) in (2, 3):
+        return (*validation_data, None)[:3]
+    raise ValueError(f"{caller}: validation_data must be (x_val, y_val), (x_val, y_val, sample_weight) or a "
+                     f"DataLoader")
+
+
 def _run_epoch(model, batches: Batches, callback_list: CallbackList) -> dict:
     params = model.trainable_weights
     objective = model.objective
     loss_means = _LossMeans()
     objective.reset_metrics()
     refreshed = time.perf_counter()
-    for step, (x, y) in enumerate(batches):
+    for step, (x, y, weights) in enumerate(batches):
         callback_list.on_train_batch_begin(step)
-        loss, parts, y_pred = _train_batch(model, params, x, y)
+        loss, parts, y_pred = _train_batch(model, params, x, y, weights)
         loss_means.update(loss, parts, _batch_size(x))
         objective.update_metrics(y, _detached(y_pred))
         batch_logs = loss_means.logs()
@@ -215,8 +254,8 @@ def _evaluate_batches(model, batches: Batches, prefix: str = "") -> dict:
     loss_means = _LossMeans()
     model.objective.reset_metrics()
     with no_grad():
-        for x, y in batches:
-            loss, parts, y_pred = _compute_loss(model, x, y, training=False)
+        for x, y, weights in batches:
+            loss, parts, y_pred = _compute_loss(model, x, y, training=False, sample_weight=weights)
             loss_means.update(loss, parts, _batch_size(x))
             model.objective.update_metrics(y, y_pred)
     return {**loss_means.logs(prefix), **model.objective.metric_logs(prefix)}
@@ -231,8 +270,8 @@ def _as_result(logs: dict, return_dict: bool):
 
 
 def evaluate(model, x: Any = None, y: Any = None, batch_size: int = 32, verbose: int = 1,
-             return_dict: bool = False):
-    """Loss and metrics on ``(x, y)`` in inference mode.
+             return_dict: bool = False, sample_weight: Any = None):
+    """Loss and metrics on ``(x, y)`` in inference mode; ``sample_weight`` (N,) weighs the loss as in ``fit``.
 
     Returns:
         A dict with ``return_dict``; otherwise the loss alone when there are no metrics,
@@ -240,7 +279,7 @@ def evaluate(model, x: Any = None, y: Any = None, batch_size: int = 32, verbose:
     """
     _require_compiled(model, "evaluate")
     batches = make_batches(model, x, y, batch_size, False, f"{model.who}.evaluate", targets=True,
-                           scan_finite=False)
+                           scan_finite=False, sample_weight=sample_weight)
     started = time.perf_counter()
     logs = _evaluate_batches(model, batches)
     if verbose:
@@ -257,7 +296,7 @@ def predict(model, x: Any, batch_size: int = 32, verbose: int = 0) -> np.ndarray
                            scan_finite=False)
     outputs: list = []
     with no_grad():
-        for inputs, _ in batches:
+        for inputs, _, _ in batches:
             y = model(inputs, training=False)
             outputs.append([t.numpy() for t in y] if isinstance(y, list) else y.numpy())
     if verbose:
@@ -273,7 +312,8 @@ def _whole_batch(model, x: Any, y: Any, caller: str) -> tuple:
     """``(x, y)`` as one batch of tensors on the model's device."""
     batches = make_batches(model, x, y, max(sample_count(model, x), 1), False, f"{model.who}.{caller}",
                            targets=True, scan_finite=True)
-    return next(iter(batches))
+    inputs, targets, _ = next(iter(batches))
+    return inputs, targets
 
 
 def train_on_batch(model, x: Any, y: Any, return_dict: bool = False):
