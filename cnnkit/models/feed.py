@@ -161,22 +161,49 @@ def _checked_weights(weights: Any, name: str) -> Any:
     return weights.astype(np.float32)
 
 
-def class_sample_weights(y: Any, class_weight: dict, caller: str) -> Any:
-    """Keras' ``class_weight``: each sample weighs as its class (integer labels, or one-hot rows by argmax)."""
-    labels = as_array(y, "y")
-    xp = backend.get_array_module(labels)
+def combined_sample_weights(model, y: Any, class_weight: dict | None, sample_weight: Any, caller: str) -> Any:
+    """fit's per-sample loss weights: ``sample_weight`` times the class weights of ``y``'s labels, or None.
+
+    ``class_weight`` is Keras' ``{class index: weight}``; a sample weighs as its class
+    (integer labels, or one-hot rows by their argmax). Small host arrays: the batches
+    carry them to the model's device.
+    """
+    if sample_weight is not None:
+        sample_weight = backend.to_numpy(as_array(sample_weight, "sample_weight"))
+    if class_weight is None:
+        return sample_weight
+    if not isinstance(class_weight, dict):
+        raise TypeError(f"{caller}: class_weight must be a dict {{class index: weight}}, got {class_weight!r}")
+    if output_names(model) is not None or y is None:
+        raise ValueError(f"{caller}: class_weight needs array targets y of a model with one output")
+    labels = backend.to_numpy(as_array(y, "y"))
     if labels.ndim == 2 and labels.shape[1] > 1:
         labels = labels.argmax(axis=1)
     labels = labels.reshape(len(labels)).astype(np.int64)
-    present = [int(c) for c in backend.to_numpy(xp.unique(labels))]
-    missing = [c for c in present if c not in class_weight]
+    missing = sorted(set(np.unique(labels).tolist()) - set(class_weight))
     if missing:
         raise ValueError(f"{caller}: class_weight gives no weight for classes {missing} present in y "
                          f"(it has {sorted(class_weight)})")
-    table = np.zeros(max(present + list(class_weight)) + 1, np.float32)
+    table = np.zeros(max(labels.max(), *class_weight) + 1, np.float32)
     for cls, weight in class_weight.items():
         table[int(cls)] = weight
-    return xp.asarray(table)[labels]
+    weights = table[labels]
+    if sample_weight is None:
+        return weights
+    if sample_weight.shape != weights.shape:
+        raise ValueError(f"{caller}: sample_weight must have shape {weights.shape}, one weight per sample of y, "
+                         f"got {sample_weight.shape}")
+    return weights * sample_weight
+
+
+def validation_fields(validation_data: Any, caller: str) -> tuple:
+    """``(x, y, sample_weight or None)`` from fit's ``validation_data``: a DataLoader, a pair or a triple."""
+    if isinstance(validation_data, DataLoader):
+        return validation_data, None, None
+    if isinstance(validation_data, (list, tuple)) and len(validation_data) in (2, 3):
+        return (*validation_data, None)[:3]
+    raise ValueError(f"{caller}: validation_data must be (x_val, y_val), (x_val, y_val, sample_weight) or a "
+                     f"DataLoader")
 
 
 def _labels(what: str, names: list[str] | None) -> list[str]:

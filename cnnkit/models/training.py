@@ -12,14 +12,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .. import backend, optimizers, regularizers
+from .. import optimizers, regularizers
 from .. import metrics as metrics_module
 from ..autograd import Tensor, no_grad
 from ..callbacks.base import CallbackList, History, ProgressBar, format_logs
 from ..data import DataLoader
-from ..data.dataset import as_array
-from .feed import Batches, class_sample_weights, make_batches, sample_count, take
-from .objective import Objective, output_names
+from .feed import Batches, combined_sample_weights, make_batches, sample_count, take, validation_fields
+from .objective import Objective
 
 _METRIC_REFRESH_SECONDS = 0.5
 
@@ -160,7 +159,7 @@ def fit(model, x: Any = None, y: Any = None, batch_size: int = 32, epochs: int =
     if not isinstance(epochs, int) or epochs < 0 or not isinstance(initial_epoch, int) or initial_epoch < 0:
         raise ValueError(f"{caller}: epochs and initial_epoch must be non-negative ints, "
                          f"got epochs={epochs!r}, initial_epoch={initial_epoch!r}")
-    sample_weight = _combined_weights(model, y, class_weight, sample_weight, caller)
+    sample_weight = combined_sample_weights(model, y, class_weight, sample_weight, caller)
     if validation_split:
         if validation_data is not None:
             raise ValueError(f"{caller}: give validation_split or validation_data, not both")
@@ -170,7 +169,7 @@ def fit(model, x: Any = None, y: Any = None, batch_size: int = 32, epochs: int =
                                  sample_weight=sample_weight)
     val_batches = None
     if validation_data is not None:
-        val_x, val_y, val_weights = _validation_fields(validation_data, caller)
+        val_x, val_y, val_weights = validation_fields(validation_data, caller)
         val_batches = make_batches(model, val_x, val_y, batch_size, False, f"{caller} (validation_data)",
                                    targets=True, scan_finite=True, sample_weight=val_weights)
     _ensure_built(model, train_batches)
@@ -196,34 +195,6 @@ def fit(model, x: Any = None, y: Any = None, batch_size: int = 32, epochs: int =
         callback_list.on_epoch_end(epoch, logs)
     callback_list.on_train_end()
     return history
-
-
-def _combined_weights(model, y: Any, class_weight: dict | None, sample_weight: Any, caller: str) -> Any:
-    """``sample_weight`` times the class weights of ``y``'s labels (either may be None)."""
-    if class_weight is None:
-        return sample_weight
-    if not isinstance(class_weight, dict):
-        raise TypeError(f"{caller}: class_weight must be a dict {{class index: weight}}, got {class_weight!r}")
-    if output_names(model) is not None or isinstance(y, DataLoader) or y is None:
-        raise ValueError(f"{caller}: class_weight needs array targets y of a model with one output")
-    weights = backend.to_numpy(class_sample_weights(y, class_weight, caller))
-    if sample_weight is None:
-        return weights
-    given = backend.to_numpy(as_array(sample_weight, "sample_weight"))
-    if given.shape != weights.shape:
-        raise ValueError(f"{caller}: sample_weight must have shape {weights.shape}, one weight per sample of y, "
-                         f"got {given.shape}")
-    return weights * given  # small host arrays: the batches carry them to the model's device
-
-
-def _validation_fields(validation_data: Any, caller: str) -> tuple:
-    """``(x, y, sample_weight or None)`` from a DataLoader, a pair or a triple."""
-    if isinstance(validation_data, DataLoader):
-        return validation_data, None, None
-    if isinstance(validation_data, (list, tuple)) and len(validation_data) in (2, 3):
-        return (*validation_data, None)[:3]
-    raise ValueError(f"{caller}: validation_data must be (x_val, y_val), (x_val, y_val, sample_weight) or a "
-                     f"DataLoader")
 
 
 def _run_epoch(model, batches: Batches, callback_list: CallbackList) -> dict:
