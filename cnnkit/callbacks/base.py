@@ -17,7 +17,13 @@ class Callback:
     of floats: per batch the running ``loss``; per epoch the loss and metrics, with
     ``val_`` versions when there is validation data. A callback stops training by
     setting ``self.model.stop_training = True``.
+
+    In data-parallel training (``fit(distributed=True)``) every rank runs the
+    callbacks with the same global logs; those with ``main_process_only = True``
+    (the ones that print or write files) run on rank 0 only.
     """
+
+    main_process_only = False
 
     def __init__(self):
         self.model = None
@@ -99,6 +105,8 @@ class ProgressBar(Callback):
 
     MIN_COLUMNS = 40
 
+    main_process_only = True
+
     def __init__(self, verbose: int = 1, stream: Any = None):
         super().__init__()
         self.verbose = verbose
@@ -118,6 +126,11 @@ class ProgressBar(Callback):
             return False
         columns = self._terminal_columns()
         return columns is not None and columns >= self.MIN_COLUMNS
+
+    def on_train_begin(self, logs=None):
+        placement = self.params.get("data_placement")
+        if placement:  # on a GPU: whether the data was moved there whole or is streamed
+            print(placement, file=self.stream, flush=True)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
