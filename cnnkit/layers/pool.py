@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..ops.pool import global_avg_pool, global_max_pool, pool
-from ..ops.window import make_geometry, normalize_tuple
+from ..window import make_geometry, normalize_tuple
 from .base import Layer, _show
 from .conv import _checked_padding
 
@@ -153,6 +153,9 @@ class GlobalMaxPooling3D(GlobalPooling):
     rank, mode = 3, "max"
 
 
-# Keras' longer names.
+# The other names Keras users type for the same layers.
 MaxPooling1D, MaxPooling2D, MaxPooling3D = MaxPool1D, MaxPool2D, MaxPool3D
 AveragePooling1D, AveragePooling2D, AveragePooling3D = AvgPool1D, AvgPool2D, AvgPool3D
+GlobalAvgPool1D, GlobalAvgPool2D, GlobalAvgPool3D = (GlobalAveragePooling1D, GlobalAveragePooling2D,
+                                                     GlobalAveragePooling3D)
+GlobalMaxPool1D, GlobalMaxPool2D, GlobalMaxPool3D = GlobalMaxPooling1D, GlobalMaxPooling2D, GlobalMaxPooling3D

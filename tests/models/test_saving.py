@@ -130,8 +130,6 @@ def test_resuming_from_a_checkpoint_matches_an_uninterrupted_run(tmp_path):
 
 @pytest.mark.gpu
 def test_a_model_trained_on_the_gpu_loads_on_the_cpu(tmp_path):
-    if not cnnkit.backend.cuda_is_available():
-        pytest.skip("needs CuPy and an NVIDIA GPU")
     x, y = data()
     model = compiled(cnn())
     model.fit(x, y, epochs=1, verbose=0, device="cuda")
@@ -252,3 +250,18 @@ def test_batch_norm_update_counts_are_saved_and_old_checkpoints_still_load(tmp_p
     np.testing.assert_array_equal(old.predict(x), model.predict(x))
     assert old.layers[1].updates_seen is None
     assert old.layers[1]._update_momentum() == old.layers[1].momentum
+
+
+@pytest.mark.parametrize("name", ["m.h5", "m.keras", "model", "m.pt"])
+def test_saving_under_another_format_s_name_or_into_a_folder_is_refused(tmp_path, name):
+    model = cnn()
+    with pytest.raises(ValueError, match=r"must end in \.safetensors"):
+        model.save(tmp_path / name)
+    with pytest.raises(ValueError, match=r"must end in \.safetensors"):
+        model.save_weights(tmp_path / name)
+    with pytest.raises(ValueError, match=r"ModelCheckpoint: .* must end in \.safetensors"):
+        cnnkit.callbacks.ModelCheckpoint(str(tmp_path / name))
+    with pytest.raises(ValueError, match="is a folder"):
+        model.save(tmp_path)
+    assert not any(tmp_path.iterdir())
+    assert model.save(tmp_path / "M.SafeTensors").exists()
