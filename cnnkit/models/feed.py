@@ -104,7 +104,7 @@ def check_array(name: str, array: Any, floating: bool, scan_finite: bool) -> Non
         xp = backend.get_array_module(data)
         if not bool(xp.isfinite(data).all()):
             bad = int(backend.to_numpy(xp.argwhere(~xp.isfinite(data.reshape(len(data), -1)))[0, 0]))
-            raise ValueError(f"{name} contains NaN or Inf (first at sample {bad}); clean the data before training")
+            raise ValueError(f"{name} contains NaN or Inf (first at sample {bad}); clean the data first")
 
 
 def make_batches(model, x: Any, y: Any, batch_size: int, shuffle: bool, caller: str, *,
@@ -127,10 +127,18 @@ def make_batches(model, x: Any, y: Any, batch_size: int, shuffle: bool, caller: 
         raise ValueError(f"{caller}: y is required (the targets), or pass a DataLoader that yields them as x")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"{caller}: batch_size must be a positive int, got {batch_size!r}")
+    x_fields, y_fields = _checked_fields(model, x, y if targets else None, caller, scan_finite)
+    loader = DataLoader((*x_fields, *y_fields), batch_size=batch_size, shuffle=shuffle, device=model.device)
+    return Batches(loader, names_in, names_out, targets, caller)
+
+
+def _checked_fields(model, x: Any, y: Any, caller: str, scan_finite: bool) -> tuple[list, list]:
+    """The arrays of ``x`` and ``y`` (None: no targets) per model input and output, checked."""
+    names_in, names_out = input_names(model), output_names(model)
     x_fields = [as_array(v, "x") for v in _fields(x, names_in, "x", caller)]
-    y_fields = [as_array(v, "y") for v in _fields(y, names_out, "y", caller)] if targets else []
+    y_fields = [] if y is None else [as_array(v, "y") for v in _fields(y, names_out, "y", caller)]
     x_labels = _labels("x", names_in)
-    y_labels = _labels("y", names_out) if targets else []
+    y_labels = [] if y is None else _labels("y", names_out)
     for label, field in zip(x_labels, x_fields):
         check_array(f"{caller}: {label}", field, floating=True, scan_finite=scan_finite)
     for label, field in zip(y_labels, y_fields):
@@ -139,8 +147,16 @@ def make_batches(model, x: Any, y: Any, batch_size: int, shuffle: bool, caller: 
     if len(set(lengths.values())) > 1:
         counts = ", ".join(f"{label}: {n}" for label, n in lengths.items())
         raise ValueError(f"{caller}: every array must have the same number of samples, got {counts}")
-    loader = DataLoader((*x_fields, *y_fields), batch_size=batch_size, shuffle=shuffle, device=model.device)
-    return Batches(loader, names_in, names_out, targets, caller)
+    return x_fields, y_fields
+
+
+def batch_of(model, x: Any, y: Any, caller: str, scan_finite: bool = False) -> tuple:
+    """``(inputs, targets)`` as one batch of tensors on the model's device, the arrays used as they are."""
+    x_fields, y_fields = _checked_fields(model, x, y, caller, scan_finite)
+    device = model.device
+    inputs = [Tensor(backend.to_device(field, device)) for field in x_fields]
+    targets = [Tensor(backend.to_device(field, device)) for field in y_fields]
+    return _group(inputs, input_names(model)), _group(targets, output_names(model))
 
 
 def _labels(what: str, names: list[str] | None) -> list[str]:

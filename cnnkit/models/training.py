@@ -4,6 +4,15 @@ One training step is ``loss = loss_fn(y, model(x, training=True)) + penalties``,
 ``loss.backward()``, ``optimizer.step(trainable weights)``. Data of any kind (NumPy
 or CuPy arrays, tensors, a :class:`~cnnkit.data.DataLoader`) is cut into batches on
 the model's device.
+
+Everything about the data that can be checked is checked before the first step (NaN
+in the arrays, the class indices over all of ``y``, one sample of the validation data
+through the model and the loss). Inside the steps the host never waits for the GPU:
+the loss sums, the metrics' batches and the steps' checks (see :mod:`cnnkit.checks`,
+a finite loss among them) stay on the device and are read together at each progress
+refresh, every :data:`DEVICE_REFRESH_STEPS` steps and at the epoch's end; a failed
+check gates the optimizer update on the device, so a NaN loss never reaches the
+weights. On the CPU a read costs nothing and the refresh comes after every step.
 """
 from __future__ import annotations
 
@@ -12,15 +21,17 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .. import optimizers, regularizers
-from .. import metrics as metrics_module
+from .. import backend, checks, optimizers, regularizers
 from ..autograd import Tensor, no_grad
 from ..callbacks.base import CallbackList, History, ProgressBar, format_logs
+from ..callbacks.monitoring import TerminateOnNaN
 from ..data import DataLoader
-from .feed import Batches, make_batches, sample_count, take
-from .objective import Objective
+from .feed import Batches, batch_of, make_batches, sample_count, take
+from .objective import Objective, takes_class_indices
 
 _METRIC_REFRESH_SECONDS = 0.5
+# On a GPU the host reads the losses, metrics and checks this often (and at every epoch's end).
+DEVICE_REFRESH_STEPS = 32
 
 
 # ---------------------------------------------------------------- compile
@@ -88,35 +99,78 @@ def _compute_loss(model, x: Any, y: Any, training: bool):
     return loss, parts, y_pred
 
 
-def _train_batch(model, params: list, x: Any, y: Any):
-    """One step on ``params`` (the trainable weights, gathered once per epoch); the loss includes their penalties."""
-    loss, parts, y_pred = _compute_loss(model, x, y, training=True)
-    penalty = regularizers.penalty(params)
-    if penalty is not None:
-        loss = loss + penalty
+def _train_batch(model, params: list, x: Any, y: Any, running: "_Running", guard: checks.StepChecks,
+                 epoch: int, batch: int) -> None:
+    """One step on ``params`` (the trainable weights, gathered once per epoch); the loss includes their penalties.
+
+    The loss goes to ``running`` (a non-finite one too, so that the epoch's logs show it);
+    the step's checks (a finite loss, and those of the loss function) go to ``guard``, and
+    on a GPU the update is applied only if they and every earlier step's passed.
+    """
+    with guard.step(epoch, batch, model.optimizer.iterations):
+        loss, parts, y_pred = _compute_loss(model, x, y, training=True)
+        penalty = regularizers.penalty(params)
+        if penalty is not None:
+            loss = loss + penalty
+        running.add(loss, parts, _batch_size(x), y, _detached(y_pred))
+        value = loss.data  # the array only: the closure below must not hold the graph until the refresh
+        checks.require(loss.xp.isfinite(value), lambda: f"the loss is {float(value)}", FloatingPointError)
     model.optimizer.zero_grad(params)
     loss.backward()
-    model.optimizer.step(params)
-    return loss, parts, y_pred
+    model.optimizer.step(params, apply_if=guard.apply_flag())
 
 
 def _detached(y_pred: Any) -> Any:
     return [p.detach() for p in y_pred] if isinstance(y_pred, list) else y_pred.detach()
 
 
-class _LossMeans:
-    """Per-sample means over an epoch of the total loss and of each output's loss."""
+class _Running:
+    """An epoch's loss sums and the metrics' pending batches, on the device until a refresh reads them."""
 
-    def __init__(self):
-        self.means: dict[str, metrics_module.Mean] = {}
+    def __init__(self, objective: Objective):
+        self.objective = objective
+        self.totals: dict[str, Any] = {}  # log key -> sum over samples, a float64 device scalar
+        self.samples = 0
+        self.means: dict[str, float] = {}  # as of the last refresh
+        self.pending: list[tuple] = []  # (y_true, y_pred) batches not yet given to the metrics
+        objective.reset_metrics()
 
-    def update(self, loss: Tensor, parts: dict, batch_size: int) -> None:
+    def add(self, loss: Tensor, parts: dict, batch_size: int, y_true: Any, y_pred: Any) -> None:
         for key, value in {"loss": loss, **parts}.items():
-            self.means.setdefault(key, metrics_module.Mean(name=key)).update_state(value.item(),
-                                                                                    sample_weight=batch_size)
+            term = value.data.astype(np.float64) * batch_size
+            self.totals[key] = term if key not in self.totals else self.totals[key] + term
+        self.samples += batch_size
+        if self.objective.metrics:
+            self.pending.append((y_true, y_pred))
 
-    def logs(self, prefix: str = "") -> dict:
-        return {prefix + key: float(mean.result()) for key, mean in self.means.items()}
+    def refresh(self, with_metrics: bool = True, prefix: str = "") -> dict:
+        """Read the loss sums in one transfer and give the pending batches to the metrics."""
+        if self.totals:
+            keys = list(self.totals)
+            xp = backend.get_array_module(self.totals["loss"])
+            sums = backend.to_numpy(xp.stack([self.totals[key] for key in keys])).tolist()
+            self.means = {key: total / self.samples for key, total in zip(keys, sums)}
+        # Batch by batch, as the metrics were written for (a user's function sees one batch at a time).
+        for y_true, y_pred in self.pending:
+            self.objective.update_metrics(y_true, y_pred)
+        self.pending = []
+        logs = {prefix + key: mean for key, mean in self.means.items()}
+        if with_metrics:
+            logs.update(self.objective.metric_logs(prefix))
+        return logs
+
+
+def _refresh_interval(model) -> int:
+    return DEVICE_REFRESH_STEPS if model.device.is_cuda else 1
+
+
+def _step_error(model, failure: checks.StepFailure, where: str) -> Exception:
+    """The user's error for a failed step check, saying where, and for a bad loss what to try."""
+    message = f"{where}, batch {failure.batch}: {failure.message}"
+    if failure.error is FloatingPointError:
+        message += (f"; that batch's update was not applied. Lower the learning rate (now "
+                    f"{model.optimizer.learning_rate:g}), or clip the gradients (e.g. the optimizer's clipnorm=1.0)")
+    return failure.error(message)
 
 
 def _batch_size(x: Any) -> int:
@@ -163,63 +217,135 @@ def fit(model, x: Any = None, y: Any = None, batch_size: int = 32, epochs: int =
         val_batches = make_batches(model, val_x, val_y, batch_size, False, f"{caller} (validation_data)",
                                    targets=True, scan_finite=True)
     _ensure_built(model, train_batches)
+    _check_before_training(model, x, y, caller)
+    if val_batches is not None:
+        _check_before_training(model, val_x, val_y, f"{caller} (validation_data)")
 
     history = History()
     progress = ProgressBar(verbose) if verbose else None
     # History after the user's callbacks, so keys they add to the logs (such as "lr") are recorded.
-    callback_list = CallbackList([*(callbacks or []), history, *([progress] if progress else [])], model,
+    callbacks = [*(callbacks or []), history, *([progress] if progress else [])]
+    callback_list = CallbackList(callbacks, model,
                                  {"epochs": epochs, "steps": len(train_batches), "batch_size": batch_size,
-                                  "verbose": verbose})
+                                  "verbose": verbose,
+                                  "log_keys": _log_keys(model, callbacks, val_batches is not None)})
     model.stop_training = False
     model.history = history
     model.initial_epoch = initial_epoch  # a callback may move it in on_train_begin (BackupAndRestore resumes)
+    guard = checks.StepChecks()
+    terminate_on_nan = next((c for c in callbacks if isinstance(c, TerminateOnNaN)), None)
     callback_list.on_train_begin()
     for epoch in range(model.initial_epoch, epochs):
         if model.stop_training:
             break
         callback_list.on_epoch_begin(epoch)
-        logs = _run_epoch(model, train_batches, callback_list)
+        logs = _run_epoch(model, epoch, train_batches, callback_list, guard, terminate_on_nan)
         if val_batches is not None and not model.stop_training:
-            logs.update(_evaluate_batches(model, val_batches, prefix="val_"))
+            logs.update(_evaluate_batches(model, val_batches, prefix="val_", caller="fit (validation_data)"))
         model.epoch = epoch + 1
         callback_list.on_epoch_end(epoch, logs)
     callback_list.on_train_end()
     return history
 
 
-def _run_epoch(model, batches: Batches, callback_list: CallbackList) -> dict:
+def _check_before_training(model, x: Any, y: Any, caller: str) -> None:
+    """What can go wrong only later, checked now: one sample through the model and the loss, and all labels.
+
+    Array data only; a DataLoader's batches are checked as they come.
+    """
+    if isinstance(x, DataLoader):
+        return
+    inputs, targets = next(iter(make_batches(model, take(model, x, slice(0, 1), "x"),
+                                             take(model, y, slice(0, 1), "y"), 1, False, caller,
+                                             targets=True, scan_finite=False)))
+    try:
+        with no_grad():
+            _, _, y_pred = _compute_loss(model, inputs, targets, training=False)
+    except (ValueError, TypeError) as error:
+        raise type(error)(f"{caller}: the first sample does not fit the model and its loss: {error}") from None
+    predictions = y_pred if isinstance(y_pred, list) else [y_pred]
+    label_sets = take(model, y, slice(None), "y")
+    label_sets = label_sets if isinstance(label_sets, list) else [label_sets]
+    names = model.objective.names or [None]
+    for name, loss_fn, labels, prediction in zip(names, model.objective.losses, label_sets, predictions):
+        if takes_class_indices(loss_fn):
+            _check_class_indices(labels, prediction.shape[-1], "y" if name is None else f"y[{name!r}]", caller)
+
+
+def _check_class_indices(labels: Any, classes: int, what: str, caller: str) -> None:
+    """All class indices in [0, classes), read once for the whole array."""
+    xp = backend.get_array_module(labels)
+    if np.dtype(labels.dtype).kind not in "iu":
+        return  # the loss names a wrong dtype itself, at the dry run
+    bad = (labels < 0) | (labels >= classes)
+    if bool(bad.any()):
+        first = int(backend.to_numpy(xp.argwhere(bad.reshape(len(labels), -1))[0, 0]))
+        raise ValueError(f"{caller}: {what} must hold class indices in [0, {classes}) for a model with {classes} "
+                         f"output classes, got values from {int(labels.min())} to {int(labels.max())} (the first "
+                         f"out of range at sample {first})")
+
+
+def _log_keys(model, callbacks: list, validation: bool) -> list[str]:
+    """The keys fit's epoch logs will have, for callbacks that check their settings before training."""
+    keys = ["loss", *(f"{name}_loss" for name in model.objective.names or [])]
+    keys += list(model.objective.metric_logs())
+    if validation:
+        keys += [f"val_{key}" for key in keys]
+    for callback in callbacks:
+        keys += list(getattr(callback, "adds_log_keys", ()))
+    return keys
+
+
+def _run_epoch(model, epoch: int, batches: Batches, callback_list: CallbackList, guard: checks.StepChecks,
+               terminate_on_nan: TerminateOnNaN | None) -> dict:
     params = model.trainable_weights
-    objective = model.objective
-    loss_means = _LossMeans()
-    objective.reset_metrics()
-    refreshed = time.perf_counter()
-    for step, (x, y) in enumerate(batches):
-        callback_list.on_train_batch_begin(step)
-        loss, parts, y_pred = _train_batch(model, params, x, y)
-        loss_means.update(loss, parts, _batch_size(x))
-        objective.update_metrics(y, _detached(y_pred))
-        batch_logs = loss_means.logs()
-        now = time.perf_counter()
-        if now - refreshed >= _METRIC_REFRESH_SECONDS:
-            refreshed = now
-            batch_logs.update(objective.metric_logs())
-        callback_list.on_train_batch_end(step, batch_logs)
-        if model.stop_training:
-            break
-    return {**loss_means.logs(), **objective.metric_logs()}
+    running = _Running(model.objective)
+    every = _refresh_interval(model)
+    last = len(batches) - 1
+    metrics_shown = time.perf_counter()
+    batch_logs: dict = {}
+    try:
+        for step, (x, y) in enumerate(batches):
+            callback_list.on_train_batch_begin(step)
+            _train_batch(model, params, x, y, running, guard, epoch, step)
+            if (step + 1) % every == 0 or step == last:
+                guard.read()
+                now = time.perf_counter()
+                show_metrics = now - metrics_shown >= _METRIC_REFRESH_SECONDS
+                metrics_shown = now if show_metrics else metrics_shown
+                batch_logs = running.refresh(show_metrics)
+            callback_list.on_train_batch_end(step, batch_logs)
+            if model.stop_training:
+                break
+        guard.read()
+    except checks.StepFailure as failure:
+        model.optimizer.iterations = failure.iterations  # the failed steps were not applied
+        if failure.error is not FloatingPointError or terminate_on_nan is None:
+            raise _step_error(model, failure, f"{model.who}.fit: epoch {epoch + 1}") from None
+        terminate_on_nan.stop(failure.epoch, failure.batch, f"{failure.message}, so that batch's update was not "
+                                                            f"applied (try a lower learning rate)")
+    return running.refresh()
 
 
 # ---------------------------------------------------------------- evaluate / predict
 
-def _evaluate_batches(model, batches: Batches, prefix: str = "") -> dict:
-    loss_means = _LossMeans()
-    model.objective.reset_metrics()
-    with no_grad():
-        for x, y in batches:
-            loss, parts, y_pred = _compute_loss(model, x, y, training=False)
-            loss_means.update(loss, parts, _batch_size(x))
-            model.objective.update_metrics(y, y_pred)
-    return {**loss_means.logs(prefix), **model.objective.metric_logs(prefix)}
+def _evaluate_batches(model, batches: Batches, prefix: str = "", caller: str = "evaluate") -> dict:
+    running = _Running(model.objective)
+    guard = checks.StepChecks()
+    every = _refresh_interval(model)
+    try:
+        with no_grad():
+            for step, (x, y) in enumerate(batches):
+                with guard.step(0, step, 0):
+                    loss, parts, y_pred = _compute_loss(model, x, y, training=False)
+                running.add(loss, parts, _batch_size(x), y, y_pred)
+                if (step + 1) % every == 0:
+                    guard.read()
+                    running.refresh(with_metrics=False)
+        guard.read()
+    except checks.StepFailure as failure:
+        raise _step_error(model, failure, f"{model.who}.{caller}") from None
+    return running.refresh(prefix=prefix)
 
 
 def _as_result(logs: dict, return_dict: bool):
@@ -240,7 +366,7 @@ def evaluate(model, x: Any = None, y: Any = None, batch_size: int = 32, verbose:
     """
     _require_compiled(model, "evaluate")
     batches = make_batches(model, x, y, batch_size, False, f"{model.who}.evaluate", targets=True,
-                           scan_finite=False)
+                           scan_finite=True)
     started = time.perf_counter()
     logs = _evaluate_batches(model, batches)
     if verbose:
@@ -269,40 +395,37 @@ def predict(model, x: Any, batch_size: int = 32, verbose: int = 0) -> np.ndarray
     return np.concatenate(outputs)
 
 
-def _whole_batch(model, x: Any, y: Any, caller: str) -> tuple:
-    """``(x, y)`` as one batch of tensors on the model's device."""
-    batches = make_batches(model, x, y, max(sample_count(model, x), 1), False, f"{model.who}.{caller}",
-                           targets=True, scan_finite=True)
-    return next(iter(batches))
-
-
 def train_on_batch(model, x: Any, y: Any, return_dict: bool = False):
-    """One optimizer step on exactly this batch; returns its loss (and metrics), as Keras does."""
+    """One optimizer step on exactly this batch; returns its loss (and metrics), as Keras does.
+
+    The arrays are used as given (moved to the model's device if needed, never gathered
+    into a copy), and not scanned for NaN: a non-finite loss is caught instead, and only
+    then are the inputs looked at, to say whether they or the training diverged.
+    """
     _require_compiled(model, "train_on_batch")
-    x_batch, y_batch = _whole_batch(model, x, y, "train_on_batch")
+    caller = f"{model.who}.train_on_batch"
+    x_batch, y_batch = batch_of(model, x, y, caller)
     if not model.built:
         model(x_batch)
-    model.objective.reset_metrics()
-    loss, parts, y_pred = _train_batch(model, model.trainable_weights, x_batch, y_batch)
-    model.objective.update_metrics(y_batch, _detached(y_pred))
-    return _batch_result(model, loss, parts, return_dict)
+    running = _Running(model.objective)
+    guard = checks.StepChecks()
+    try:
+        _train_batch(model, model.trainable_weights, x_batch, y_batch, running, guard, 0, 0)
+        guard.read()
+    except checks.StepFailure as failure:
+        model.optimizer.iterations = failure.iterations
+        if failure.error is FloatingPointError:
+            batch_of(model, x, y, caller, scan_finite=True)  # blames NaN in the data, if that is the cause
+        raise _step_error(model, failure, caller) from None
+    return _as_result(running.refresh(), return_dict)
 
 
 def test_on_batch(model, x: Any, y: Any, return_dict: bool = False):
     """Loss (and metrics) of exactly this batch in inference mode, without updating the weights."""
     _require_compiled(model, "test_on_batch")
-    x_batch, y_batch = _whole_batch(model, x, y, "test_on_batch")
-    model.objective.reset_metrics()
-    with no_grad():
-        loss, parts, y_pred = _compute_loss(model, x_batch, y_batch, training=False)
-        model.objective.update_metrics(y_batch, y_pred)
-    return _batch_result(model, loss, parts, return_dict)
-
-
-def _batch_result(model, loss: Tensor, parts: dict, return_dict: bool):
-    logs = {"loss": float(loss.item()), **{key: float(value.item()) for key, value in parts.items()},
-            **model.objective.metric_logs()}
-    return _as_result(logs, return_dict)
+    caller = f"{model.who}.test_on_batch"
+    x_batch, y_batch = batch_of(model, x, y, caller, scan_finite=True)
+    return _as_result(_evaluate_batches(model, [(x_batch, y_batch)], caller="test_on_batch"), return_dict)
 
 
 def predict_on_batch(model, x: Any) -> np.ndarray:
