@@ -6,10 +6,16 @@ arrays and a machine with ``GPU_COUNT`` GPUs; the array-generic references run o
 through NumPy. No kernel is compiled or launched (those go through
 ``tests/cuda/launch_recorder.py``). ``FakeCupy.current`` is the index of the current
 device, moved by ``cupy.cuda.Device(i)`` used as a context, as in CuPy.
+
+As in CuPy, results stay on the device (indexing and reductions give 0-d device arrays,
+never host scalars), and every way a value reaches the host (``.get()``, ``float()``,
+``int()``, ``bool()``, ``.item()``, ``.tolist()``) is recorded in ``FakeCupy.host_reads``
+with the line of cnnkit that asked for it, so tests can count device-to-host reads.
 """
 from __future__ import annotations
 
 import sys
+import traceback
 from types import SimpleNamespace
 
 import numpy as np
@@ -22,9 +28,10 @@ GPU_COUNT = 2
 
 
 class FakeDeviceArray(FakeCudaArray):
-    """A NumPy array that passes for a CuPy array on device ``device_index``."""
+    """A NumPy array that passes for a CuPy array on device ``device_index``; host reads are recorded."""
 
     device_index = 0
+    host_reads: list | None = None  # the fixture's FakeCupy.host_reads
 
     def __array_finalize__(self, obj):
         self.device_index = getattr(obj, "device_index", 0)
@@ -32,6 +39,60 @@ class FakeDeviceArray(FakeCudaArray):
     @property
     def device(self):
         return SimpleNamespace(id=self.device_index)
+
+    def _read(self, how: str) -> np.ndarray:
+        if FakeDeviceArray.host_reads is not None:
+            caller = next((frame for frame in reversed(traceback.extract_stack()[:-2])
+                           if "/cnnkit/" in frame.filename.replace("\\", "/")), None)
+            where = f"{caller.filename.rsplit('/cnnkit/', 1)[-1]}:{caller.lineno}" if caller else "?"
+            FakeDeviceArray.host_reads.append(f"{how} at {where}")
+        return np.asarray(self).view(np.ndarray)
+
+    def get(self):
+        return self._read("get()").copy()
+
+    def item(self, *args):
+        return self._read("item()").item(*args)
+
+    def tolist(self):
+        return self._read("tolist()").tolist()
+
+    def __float__(self):
+        return float(self._read("float()"))
+
+    def __int__(self):
+        return int(self._read("int()"))
+
+    def __index__(self):
+        return self._read("index").__index__()
+
+    def __bool__(self):
+        return bool(self._read("bool()"))
+
+    def __getitem__(self, index):
+        return self._on_my_device(super().__getitem__(_host_index(index)))
+
+    def __setitem__(self, index, value):
+        super().__setitem__(_host_index(index), value)
+
+    def __array_wrap__(self, array, context=None, return_scalar=False):
+        return self._on_my_device(array)  # never a host scalar
+
+    def _on_my_device(self, value):
+        if isinstance(value, FakeDeviceArray):
+            return value
+        if isinstance(value, (np.ndarray, np.generic)):
+            return on_device(value, self.device_index)
+        return value
+
+
+def _host_index(index):
+    """Index arrays as NumPy takes them (on a GPU indexing stays on the device: nothing is read)."""
+    if isinstance(index, FakeDeviceArray):
+        return np.asarray(index).view(np.ndarray)
+    if isinstance(index, tuple):
+        return tuple(_host_index(i) for i in index)
+    return index
 
 
 def on_device(array, index: int = 0, dtype=None) -> FakeDeviceArray:
@@ -149,6 +210,30 @@ class FakeCupy(_FakeCupy):
     def get_default_memory_pool(self):
         return SimpleNamespace(free_all_blocks=lambda: None)
 
+    @property
+    def host_reads(self) -> list:
+        return FakeDeviceArray.host_reads
+
+    def __getattr__(self, name):
+        value = getattr(np, name)
+        if isinstance(value, type) or not callable(value):
+            return value
+
+        def on_current_device(*args, **kwargs):
+            return self._on_current_device(value(*args, **kwargs))
+
+        return on_current_device
+
+    def _on_current_device(self, value):
+        """NumPy's results as CuPy's would be: arrays on the current device."""
+        if isinstance(value, FakeDeviceArray):
+            return value
+        if isinstance(value, (np.ndarray, np.generic)):
+            return on_device(value, self.current)
+        if isinstance(value, tuple):
+            return tuple(self._on_current_device(v) for v in value)
+        return value
+
 
 def _refusing_device_arrays(variant):
     """A CPU variant that, like NumPy code handed a CuPy array, refuses device arrays."""
@@ -180,4 +265,7 @@ def fake_gpu(monkeypatch) -> FakeCupy:
     monkeypatch.setattr(backend, "is_cuda_array", lambda a: isinstance(a, FakeCudaArray))
     monkeypatch.setattr(backend, "cuda_device_count", lambda: GPU_COUNT)
     monkeypatch.setattr(registry, "_cuda_kernels_enabled", False)
+    monkeypatch.setattr(FakeDeviceArray, "host_reads", [])
+    monkeypatch.setitem(sys.modules, "cupyx", SimpleNamespace(
+        scatter_add=lambda target, index, values: np.add.at(target, _host_index(index), values)))
     return cupy

@@ -6,7 +6,7 @@ import cnnkit
 from cnnkit.callbacks import Callback, TerminateOnNaN
 from cnnkit.layers import Conv2D, Dense, Flatten, MaxPool2D
 from cnnkit.models import training
-from tests.fake_device import DeviceArray, fake_gpu  # noqa: F401  (the fixture)
+from tests.fake_gpu import FakeDeviceArray, fake_gpu  # noqa: F401  (the fixture)
 
 STEPS = 12
 REFRESH = 4
@@ -45,10 +45,10 @@ def test_training_steps_read_nothing_between_refreshes(fake_gpu, monkeypatch, lo
     monkeypatch.setattr(training, "DEVICE_REFRESH_STEPS", REFRESH)
     network = model(final_activation)
     network.compile(cnnkit.optimizers.Adam(learning_rate=0.01, clipnorm=1.0), loss)
-    recorder = ReadsPerStep(fake_gpu)
+    recorder = ReadsPerStep(fake_gpu.host_reads)
     x, y = data()
     history = network.fit(x, y, batch_size=8, epochs=2, verbose=0, device="cuda", callbacks=[recorder])
-    assert isinstance(network.weights[0].data, DeviceArray)
+    assert isinstance(network.weights[0].data, FakeDeviceArray)
     assert len(recorder.per_step) == 2 * STEPS
     for step, reads in enumerate(recorder.per_step):
         refresh = (step % STEPS + 1) % REFRESH == 0
@@ -61,7 +61,7 @@ def test_metrics_are_read_at_refreshes_only(fake_gpu, monkeypatch):
     monkeypatch.setattr(training, "DEVICE_REFRESH_STEPS", REFRESH)
     network = model()
     network.compile("adam", cnnkit.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    recorder = ReadsPerStep(fake_gpu)
+    recorder = ReadsPerStep(fake_gpu.host_reads)
     history = network.fit(*data(), batch_size=8, epochs=1, verbose=0, device="cuda", callbacks=[recorder])
     counts = [len(reads) for reads in recorder.per_step]
     assert all(count == 0 for step, count in enumerate(counts) if (step + 1) % REFRESH)
@@ -140,10 +140,10 @@ def test_train_on_batch_reads_once_and_copies_nothing(fake_gpu):
     x, y = data(8)
     x_device = cnnkit.backend.to_device(x, "cuda")
     network.train_on_batch(x_device, y)
-    fake_gpu.clear()
+    fake_gpu.host_reads.clear()
     loss = network.train_on_batch(x_device, y)
     assert np.isfinite(loss)
-    assert len(fake_gpu) == 2, fake_gpu  # the loss (the result) and the step's checks; no NaN scan of x
+    assert len(fake_gpu.host_reads) == 2, fake_gpu.host_reads  # the loss (the result) and the step's checks; no NaN scan of x
 
 
 def test_train_on_batch_blames_nan_inputs_after_a_nan_loss(fake_gpu):
