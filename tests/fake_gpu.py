@@ -9,7 +9,7 @@ device, moved by ``cupy.cuda.Device(i)`` used as a context, as in CuPy.
 
 As in CuPy, results stay on the device (indexing and reductions give 0-d device arrays,
 never host scalars), and every way a value reaches the host (``.get()``, ``float()``,
-``int()``, ``bool()``, ``.item()``, ``.tolist()``) is recorded in ``FakeCupy.host_reads``
+``int()``, ``bool()``, ``.item()``, ``.tolist()``, boolean-mask indexing) is recorded in ``FakeCupy.host_reads``
 with the line of cnnkit that asked for it, so tests can count device-to-host reads.
 """
 from __future__ import annotations
@@ -70,10 +70,18 @@ class FakeDeviceArray(FakeCudaArray):
         return bool(self._read("bool()"))
 
     def __getitem__(self, index):
+        self._count_mask(index)
         return self._on_my_device(super().__getitem__(_host_index(index)))
 
     def __setitem__(self, index, value):
+        self._count_mask(index)
         super().__setitem__(_host_index(index), value)
+
+    def _count_mask(self, index) -> None:
+        """Boolean-mask indexing makes CuPy read the number of selected elements on the host."""
+        for part in index if isinstance(index, tuple) else (index,):
+            if isinstance(part, FakeDeviceArray) and part.dtype == bool and part.ndim:
+                part._read("boolean-mask indexing")
 
     def __array_wrap__(self, array, context=None, return_scalar=False):
         return self._on_my_device(array)  # never a host scalar

@@ -155,3 +155,17 @@ def test_train_on_batch_blames_nan_inputs_after_a_nan_loss(fake_gpu):
     with pytest.raises(ValueError, match="x contains NaN or Inf \\(first at sample 5\\)"):
         network.train_on_batch(x, y)
     assert network.optimizer.iterations == 0
+
+
+def test_exact_gelu_and_max_pool_backward_read_nothing(fake_gpu):
+    from cnnkit.ops import gelu, max_pool
+    from tests.fake_gpu import on_device
+
+    x = np.random.default_rng(2).standard_normal((2, 3, 6, 6)) * 4  # both sides of erf's switch
+    x[0, 0, 0, 0] = np.nan  # a NaN window, routed on the device
+    inputs = cnnkit.Tensor(on_device(x), requires_grad=True)
+    max_pool(gelu(inputs), 2).sum().backward()
+    assert fake_gpu.host_reads == []
+    expected = cnnkit.Tensor(x, requires_grad=True)
+    max_pool(gelu(expected), 2).sum().backward()
+    np.testing.assert_array_equal(np.asarray(inputs.grad.data), expected.grad.data)
