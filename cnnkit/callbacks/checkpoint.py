@@ -47,13 +47,15 @@ class ModelCheckpoint(Callback):
         saved: the paths written, in order.
     """
 
+    main_process_only = True  # writes files: rank 0 only in distributed training
+
     def __init__(self, filepath: "str | os.PathLike", monitor: str = "val_loss", save_best_only: bool = False,
                  save_weights_only: bool = False, mode: str = "auto", save_freq: "str | int" = "epoch",
                  verbose: int = 0):
         super().__init__()
         if not isinstance(filepath, (str, os.PathLike)):
             raise TypeError(f"ModelCheckpoint: filepath must be a path, got {filepath!r}")
-        self.filepath = os.fspath(filepath)
+        self.filepath = os.fspath(saving.check_file_name(filepath, "ModelCheckpoint"))
         self.monitor = Monitor("ModelCheckpoint", monitor, mode)
         self.save_best_only = bool(save_best_only)
         self.save_weights_only = bool(save_weights_only)
@@ -172,6 +174,8 @@ class BackupAndRestore(Callback):
         resumed_from: the epochs completed in the backup this run resumed from; None
             when it started afresh.
     """
+
+    main_process_only = True  # writes files: rank 0 only in distributed training
 
     FILE_NAME = "backup.safetensors"
 

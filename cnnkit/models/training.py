@@ -22,11 +22,14 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import backend, checks, optimizers, regularizers
+from .. import metrics as metrics_module
 from ..autograd import Tensor, no_grad
 from ..callbacks.base import CallbackList, History, ProgressBar, format_logs
 from ..callbacks.monitoring import TerminateOnNaN
 from ..data import DataLoader
-from .feed import Batches, batch_of, make_batches, sample_count, take
+from ..distributed import strategy as distribution
+from .feed import (Batches, batch_of, combined_sample_weights, make_batches, sample_count, take,
+                   validation_fields)
 from .objective import Objective, takes_class_indices
 
 _METRIC_REFRESH_SECONDS = 0.5
@@ -66,8 +69,8 @@ def _require_compiled(model, caller: str) -> None:
         raise RuntimeError(f"{model.who}: call compile(optimizer=..., loss=...) before {caller}()")
 
 
-def _split_validation(model, x, y, fraction: float, caller: str):
-    """Keras' validation_split: the last ``fraction`` of the samples, taken before shuffling."""
+def _split_validation(model, x, y, sample_weight, fraction: float, caller: str):
+    """Keras' validation_split: the last ``fraction`` of the samples (and their weights), taken before shuffling."""
     if not 0 < fraction < 1:
         raise ValueError(f"{caller}: validation_split must be in (0, 1), got {fraction!r}")
     if isinstance(x, DataLoader):
@@ -80,8 +83,9 @@ def _split_validation(model, x, y, fraction: float, caller: str):
         raise ValueError(f"{caller}: validation_split={fraction} leaves no training or no validation samples "
                          f"out of {total}")
     train, held_out = slice(0, cut), slice(cut, None)
-    return ((take(model, x, train, "x"), take(model, y, train, "y")),
-            (take(model, x, held_out, "x"), take(model, y, held_out, "y")))
+    weights = (None, None) if sample_weight is None else (sample_weight[train], sample_weight[held_out])
+    return ((take(model, x, train, "x"), take(model, y, train, "y"), weights[0]),
+            (take(model, x, held_out, "x"), take(model, y, held_out, "y"), weights[1]))
 
 
 def _ensure_built(model, batches: Batches) -> None:
@@ -92,31 +96,35 @@ def _ensure_built(model, batches: Batches) -> None:
 
 # ---------------------------------------------------------------- steps
 
-def _compute_loss(model, x: Any, y: Any, training: bool):
+def _compute_loss(model, x: Any, y: Any, training: bool, sample_weight: Any = None):
     """The total loss, each output's loss, and the predictions."""
     y_pred = model(x, training=training)
-    loss, parts = model.objective.compute(y, y_pred, model.who)
+    loss, parts = model.objective.compute(y, y_pred, model.who, sample_weight)
     return loss, parts, y_pred
 
 
 def _train_batch(model, params: list, x: Any, y: Any, running: "_Running", guard: checks.StepChecks,
-                 epoch: int, batch: int) -> None:
+                 epoch: int, batch: int, strategy=distribution.LOCAL, sample_weight: Any = None) -> None:
     """One step on ``params`` (the trainable weights, gathered once per epoch); the loss includes their penalties.
 
     The loss goes to ``running`` (a non-finite one too, so that the epoch's logs show it);
     the step's checks (a finite loss, and those of the loss function) go to ``guard``, and
     on a GPU the update is applied only if they and every earlier step's passed.
+    ``strategy`` averages the gradients over ranks in data-parallel training; the loss
+    checked is the mean over ranks, so that every rank skips and stops at the same step.
     """
     with guard.step(epoch, batch, model.optimizer.iterations):
-        loss, parts, y_pred = _compute_loss(model, x, y, training=True)
+        loss, parts, y_pred = _compute_loss(model, x, y, training=True, sample_weight=sample_weight)
         penalty = regularizers.penalty(params)
         if penalty is not None:
             loss = loss + penalty
-        running.add(loss, parts, _batch_size(x), y, _detached(y_pred))
-        value = loss.data  # the array only: the closure below must not hold the graph until the refresh
+        global_loss, global_parts = strategy.global_losses(loss, parts)
+        running.add(global_loss, global_parts, _batch_size(x), y, _detached(y_pred))
+        value = global_loss.data  # the array only: the closure below must not hold the graph until the refresh
         checks.require(loss.xp.isfinite(value), lambda: f"the loss is {float(value)}", FloatingPointError)
     model.optimizer.zero_grad(params)
     loss.backward()
+    strategy.reduce_gradients(params)
     model.optimizer.step(params, apply_if=guard.apply_flag())
 
 
@@ -125,10 +133,15 @@ def _detached(y_pred: Any) -> Any:
 
 
 class _Running:
-    """An epoch's loss sums and the metrics' pending batches, on the device until a refresh reads them."""
+    """An epoch's loss sums and the metrics' pending batches, on the device until a refresh reads them.
 
-    def __init__(self, objective: Objective):
-        self.objective = objective
+    With a data-parallel ``strategy`` the metrics are combined over ranks at each refresh,
+    and so are the losses when ``local_losses`` (evaluation, where each rank has its shard;
+    training adds the losses already averaged over ranks).
+    """
+
+    def __init__(self, objective: Objective, strategy=distribution.LOCAL, local_losses: bool = False):
+        self.objective, self.strategy, self.local_losses = objective, strategy, local_losses
         self.totals: dict[str, Any] = {}  # log key -> sum over samples, a float64 device scalar
         self.samples = 0
         self.means: dict[str, float] = {}  # as of the last refresh
@@ -150,14 +163,26 @@ class _Running:
             xp = backend.get_array_module(self.totals["loss"])
             sums = backend.to_numpy(xp.stack([self.totals[key] for key in keys])).tolist()
             self.means = {key: total / self.samples for key, total in zip(keys, sums)}
+            if self.local_losses:
+                self.means = self._over_ranks(keys, sums)
         # Batch by batch, as the metrics were written for (a user's function sees one batch at a time).
         for y_true, y_pred in self.pending:
             self.objective.update_metrics(y_true, y_pred)
         self.pending = []
         logs = {prefix + key: mean for key, mean in self.means.items()}
         if with_metrics:
-            logs.update(self.objective.metric_logs(prefix))
+            logs.update(self.objective.metric_logs(prefix, self.strategy.combined(self.objective.output_metrics)))
         return logs
+
+    def _over_ranks(self, keys: list, sums: list) -> dict:
+        """The per-sample means over every rank's samples (this rank's alone without data parallelism)."""
+        means = []
+        for key, total in zip(keys, sums):
+            mean = metrics_module.Mean(name=key)
+            mean.total, mean.count = total, float(self.samples)
+            means.append(mean)
+        (means,) = self.strategy.combined([means])
+        return {mean.name: float(mean.result()) for mean in means}
 
 
 def _refresh_interval(model) -> int:
@@ -181,7 +206,8 @@ def _batch_size(x: Any) -> int:
 
 def fit(model, x: Any = None, y: Any = None, batch_size: int = 32, epochs: int = 1, verbose: int = 1,
         callbacks: Sequence[Any] | None = None, validation_split: float = 0.0, validation_data: Any = None,
-        shuffle: bool = True, initial_epoch: int = 0, device: Any = None) -> History:
+        shuffle: bool = True, initial_epoch: int = 0, device: Any = None, distributed: Any = False,
+        class_weight: dict | None = None, sample_weight: Any = None) -> History:
     """Train for ``epochs`` passes over the data; returns a :class:`~cnnkit.callbacks.History`.
 
     Args:
@@ -194,28 +220,40 @@ def fit(model, x: Any = None, y: Any = None, batch_size: int = 32, epochs: int =
         callbacks: :class:`~cnnkit.callbacks.Callback` objects.
         validation_split: fraction of the samples (taken from the end, before shuffling)
             held out for validation.
-        validation_data: ``(x_val, y_val)`` or a DataLoader, evaluated after every epoch.
+        validation_data: ``(x_val, y_val)``, ``(x_val, y_val, val_sample_weight)`` or a
+            DataLoader, evaluated after every epoch.
         shuffle: reshuffle the training data every epoch (seeded by ``cnnkit.manual_seed``).
         initial_epoch: epoch to start from (to resume training).
         device: move the model there first (``"cuda"``, ``"cpu"``); batches follow the model.
+        distributed: ``True`` (or a :class:`cnnkit.distributed.DataParallel`) trains
+            data-parallel on every rank of an ``mpirun`` job; ``batch_size`` is then per rank.
+        class_weight: ``{class index: weight}`` for each class in ``y`` (integer labels or
+            one-hot rows): each sample's loss is multiplied by its class's weight.
+        sample_weight: (N,) weights of the samples' losses (times their class weights);
+            the loss is still divided by the batch size, and metrics stay unweighted, as in Keras.
     """
     caller = f"{model.who}.fit"
     _require_compiled(model, "fit")
-    if device is not None:
-        model.to(device)
+    strategy = distribution.resolve(distributed)
+    strategy.place(model, device)
     if not isinstance(epochs, int) or epochs < 0 or not isinstance(initial_epoch, int) or initial_epoch < 0:
         raise ValueError(f"{caller}: epochs and initial_epoch must be non-negative ints, "
                          f"got epochs={epochs!r}, initial_epoch={initial_epoch!r}")
+    sample_weight = combined_sample_weights(model, y, class_weight, sample_weight, caller)
     if validation_split:
         if validation_data is not None:
             raise ValueError(f"{caller}: give validation_split or validation_data, not both")
-        (x, y), validation_data = _split_validation(model, x, y, validation_split, caller)
-    train_batches = make_batches(model, x, y, batch_size, shuffle, caller, targets=True, scan_finite=True)
+        (x, y, sample_weight), validation_data = _split_validation(model, x, y, sample_weight, validation_split,
+                                                                   caller)
+    train_batches = strategy.shard(make_batches(model, x, y, batch_size, shuffle, caller, targets=True,
+                                                scan_finite=True, sample_weight=sample_weight), training=True)
     val_batches = None
     if validation_data is not None:
-        val_x, val_y = (validation_data, None) if isinstance(validation_data, DataLoader) else validation_data
-        val_batches = make_batches(model, val_x, val_y, batch_size, False, f"{caller} (validation_data)",
-                                   targets=True, scan_finite=True)
+        val_x, val_y, val_weights = validation_fields(validation_data, caller)
+        val_batches = strategy.shard(make_batches(model, val_x, val_y, batch_size, False,
+                                                  f"{caller} (validation_data)", targets=True, scan_finite=True,
+                                                  sample_weight=val_weights),
+                                     training=False)
     _ensure_built(model, train_batches)
     _check_before_training(model, x, y, caller)
     if val_batches is not None:
@@ -224,10 +262,10 @@ def fit(model, x: Any = None, y: Any = None, batch_size: int = 32, epochs: int =
     history = History()
     progress = ProgressBar(verbose) if verbose else None
     # History after the user's callbacks, so keys they add to the logs (such as "lr") are recorded.
-    callbacks = [*(callbacks or []), history, *([progress] if progress else [])]
+    callbacks = strategy.callbacks([*(callbacks or []), history, *([progress] if progress else [])])
     callback_list = CallbackList(callbacks, model,
                                  {"epochs": epochs, "steps": len(train_batches), "batch_size": batch_size,
-                                  "verbose": verbose,
+                                  "verbose": verbose, "data_placement": train_batches.placement,
                                   "log_keys": _log_keys(model, callbacks, val_batches is not None)})
     model.stop_training = False
     model.history = history
@@ -235,15 +273,20 @@ def fit(model, x: Any = None, y: Any = None, batch_size: int = 32, epochs: int =
     guard = checks.StepChecks()
     terminate_on_nan = next((c for c in callbacks if isinstance(c, TerminateOnNaN)), None)
     callback_list.on_train_begin()
-    for epoch in range(model.initial_epoch, epochs):
-        if model.stop_training:
-            break
-        callback_list.on_epoch_begin(epoch)
-        logs = _run_epoch(model, epoch, train_batches, callback_list, guard, terminate_on_nan)
-        if val_batches is not None and not model.stop_training:
-            logs.update(_evaluate_batches(model, val_batches, prefix="val_", caller="fit (validation_data)"))
-        model.epoch = epoch + 1
-        callback_list.on_epoch_end(epoch, logs)
+    strategy.begin(model)  # after on_train_begin: a backup restored on rank 0 reaches every rank
+    try:
+        for epoch in range(model.initial_epoch, epochs):
+            if model.stop_training:
+                break
+            callback_list.on_epoch_begin(epoch)
+            logs = _run_epoch(model, epoch, train_batches, callback_list, guard, terminate_on_nan, strategy)
+            if val_batches is not None and not model.stop_training:
+                logs.update(_evaluate_batches(model, val_batches, prefix="val_", strategy=strategy,
+                                              caller="fit (validation_data)"))
+            model.epoch = epoch + 1
+            callback_list.on_epoch_end(epoch, logs)
+    finally:
+        strategy.end()
     callback_list.on_train_end()
     return history
 
@@ -255,9 +298,9 @@ def _check_before_training(model, x: Any, y: Any, caller: str) -> None:
     """
     if isinstance(x, DataLoader):
         return
-    inputs, targets = next(iter(make_batches(model, take(model, x, slice(0, 1), "x"),
-                                             take(model, y, slice(0, 1), "y"), 1, False, caller,
-                                             targets=True, scan_finite=False)))
+    inputs, targets, _ = next(iter(make_batches(model, take(model, x, slice(0, 1), "x"),
+                                                take(model, y, slice(0, 1), "y"), 1, False, caller,
+                                                targets=True, scan_finite=False)))
     try:
         with no_grad():
             _, _, y_pred = _compute_loss(model, inputs, targets, training=False)
@@ -297,21 +340,22 @@ def _log_keys(model, callbacks: list, validation: bool) -> list[str]:
 
 
 def _run_epoch(model, epoch: int, batches: Batches, callback_list: CallbackList, guard: checks.StepChecks,
-               terminate_on_nan: TerminateOnNaN | None) -> dict:
+               terminate_on_nan: TerminateOnNaN | None, strategy=distribution.LOCAL) -> dict:
     params = model.trainable_weights
-    running = _Running(model.objective)
+    running = _Running(model.objective, strategy)
     every = _refresh_interval(model)
     last = len(batches) - 1
     metrics_shown = time.perf_counter()
     batch_logs: dict = {}
     try:
-        for step, (x, y) in enumerate(batches):
+        for step, (x, y, weights) in enumerate(batches):
             callback_list.on_train_batch_begin(step)
-            _train_batch(model, params, x, y, running, guard, epoch, step)
+            _train_batch(model, params, x, y, running, guard, epoch, step, strategy, weights)
             if (step + 1) % every == 0 or step == last:
                 guard.read()
                 now = time.perf_counter()
-                show_metrics = now - metrics_shown >= _METRIC_REFRESH_SECONDS
+                # Every rank shows the metrics at the same refreshes, as combining them needs them all.
+                show_metrics = strategy.agree(now - metrics_shown >= _METRIC_REFRESH_SECONDS)
                 metrics_shown = now if show_metrics else metrics_shown
                 batch_logs = running.refresh(show_metrics)
             callback_list.on_train_batch_end(step, batch_logs)
@@ -329,15 +373,16 @@ def _run_epoch(model, epoch: int, batches: Batches, callback_list: CallbackList,
 
 # ---------------------------------------------------------------- evaluate / predict
 
-def _evaluate_batches(model, batches: Batches, prefix: str = "", caller: str = "evaluate") -> dict:
-    running = _Running(model.objective)
+def _evaluate_batches(model, batches: Batches, prefix: str = "", strategy=distribution.LOCAL,
+                      caller: str = "evaluate") -> dict:
+    running = _Running(model.objective, strategy, local_losses=True)
     guard = checks.StepChecks()
     every = _refresh_interval(model)
     try:
         with no_grad():
-            for step, (x, y) in enumerate(batches):
+            for step, (x, y, weights) in enumerate(batches):
                 with guard.step(0, step, 0):
-                    loss, parts, y_pred = _compute_loss(model, x, y, training=False)
+                    loss, parts, y_pred = _compute_loss(model, x, y, training=False, sample_weight=weights)
                 running.add(loss, parts, _batch_size(x), y, y_pred)
                 if (step + 1) % every == 0:
                     guard.read()
@@ -357,42 +402,48 @@ def _as_result(logs: dict, return_dict: bool):
 
 
 def evaluate(model, x: Any = None, y: Any = None, batch_size: int = 32, verbose: int = 1,
-             return_dict: bool = False):
-    """Loss and metrics on ``(x, y)`` in inference mode.
+             return_dict: bool = False, distributed: Any = False, sample_weight: Any = None):
+    """Loss and metrics on ``(x, y)`` in inference mode; ``sample_weight`` (N,) weighs the loss as in ``fit``.
+
+    With ``distributed`` (as in :func:`fit`), each rank evaluates its shard and every
+    rank returns the figures over all the samples.
 
     Returns:
         A dict with ``return_dict``; otherwise the loss alone when there are no metrics,
         else ``[loss, (output losses), metric_1, ...]`` in ``compile`` order, as Keras does.
     """
     _require_compiled(model, "evaluate")
-    batches = make_batches(model, x, y, batch_size, False, f"{model.who}.evaluate", targets=True,
-                           scan_finite=True)
+    strategy = distribution.resolve(distributed)
+    batches = strategy.shard(make_batches(model, x, y, batch_size, False, f"{model.who}.evaluate", targets=True,
+                                          scan_finite=True, sample_weight=sample_weight), training=False)
     started = time.perf_counter()
-    logs = _evaluate_batches(model, batches)
-    if verbose:
+    logs = _evaluate_batches(model, batches, strategy=strategy)
+    if verbose and strategy.is_main_process:
         print(f"evaluate - {time.perf_counter() - started:.1f}s - {format_logs(logs)}", flush=True)
     return _as_result(logs, return_dict)
 
 
-def predict(model, x: Any, batch_size: int = 32, verbose: int = 0) -> np.ndarray:
+def predict(model, x: Any, batch_size: int = 32, verbose: int = 0, distributed: Any = False) -> np.ndarray:
     """Outputs for ``x`` in inference mode, batched, as a NumPy array (a list of them for several outputs).
 
-    ``x`` may also be a DataLoader; targets it yields are ignored.
+    ``x`` may also be a DataLoader; targets it yields are ignored. With ``distributed``
+    (as in :func:`fit`), each rank predicts its shard and every rank returns all the outputs.
     """
-    batches = make_batches(model, x, None, batch_size, False, f"{model.who}.predict", targets=False,
-                           scan_finite=False)
+    strategy = distribution.resolve(distributed)
+    batches = strategy.shard(make_batches(model, x, None, batch_size, False, f"{model.who}.predict",
+                                          targets=False, scan_finite=False), training=False)
     outputs: list = []
     with no_grad():
-        for inputs, _ in batches:
+        for inputs, _, _ in batches:
             y = model(inputs, training=False)
             outputs.append([t.numpy() for t in y] if isinstance(y, list) else y.numpy())
-    if verbose:
+    if verbose and strategy.is_main_process:
         print(f"predict - {len(outputs)} batches", flush=True)
     if not outputs:
         raise ValueError(f"{model.who}.predict: the data yielded no batches")
     if isinstance(outputs[0], list):
-        return [np.concatenate(column) for column in zip(*outputs)]
-    return np.concatenate(outputs)
+        return strategy.gather_predictions([np.concatenate(column) for column in zip(*outputs)], batches)
+    return strategy.gather_predictions(np.concatenate(outputs), batches)
 
 
 def train_on_batch(model, x: Any, y: Any, return_dict: bool = False):
@@ -425,7 +476,7 @@ def test_on_batch(model, x: Any, y: Any, return_dict: bool = False):
     _require_compiled(model, "test_on_batch")
     caller = f"{model.who}.test_on_batch"
     x_batch, y_batch = batch_of(model, x, y, caller, scan_finite=True)
-    return _as_result(_evaluate_batches(model, [(x_batch, y_batch)], caller="test_on_batch"), return_dict)
+    return _as_result(_evaluate_batches(model, [(x_batch, y_batch, None)], caller="test_on_batch"), return_dict)
 
 
 def predict_on_batch(model, x: Any) -> np.ndarray:
