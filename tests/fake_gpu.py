@@ -1,118 +1,36 @@
 """A fake device layer: NumPy arrays that pass for CuPy arrays on a chosen GPU, and a CuPy
 stand-in that records which device was current when work, events and streams were made.
 
-With the ``fake_gpu`` fixture, ``cnnkit.backend`` sees :class:`FakeDeviceArray` as CuPy
-arrays and a machine with ``GPU_COUNT`` GPUs; the array-generic references run on them
+With the ``fake_gpu`` fixture, ``cnnkit.backend`` sees the one fake device array of the
+tests (:class:`~tests.cuda.launch_recorder.FakeCudaArray`) as CuPy arrays and a machine with ``GPU_COUNT`` GPUs; the array-generic references run on them
 through NumPy. No kernel is compiled or launched (those go through
 ``tests/cuda/launch_recorder.py``). ``FakeCupy.current`` is the index of the current
 device, moved by ``cupy.cuda.Device(i)`` used as a context, as in CuPy.
 
-As in CuPy, results stay on the device (indexing and reductions give 0-d device arrays,
-never host scalars), and every way a value reaches the host (``.get()``, ``float()``,
-``int()``, ``bool()``, ``.item()``, ``.tolist()``, boolean-mask indexing) is recorded in ``FakeCupy.host_reads``
-with the line of cnnkit that asked for it, so tests can count device-to-host reads.
+As in CuPy, results stay on the device (NumPy's functions through the stand-in give
+device arrays; indexing and reductions give 0-d device arrays, never host scalars), and
+with the fixture every way a value reaches the host is recorded in ``FakeCupy.host_reads``
+(see :class:`~tests.cuda.launch_recorder.FakeCudaArray`), so tests can count
+device-to-host reads.
 """
 from __future__ import annotations
 
 import sys
-import traceback
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from cnnkit import backend, registry
-from tests.cuda.launch_recorder import FakeCudaArray, _FakeCupy
+from tests.cuda.launch_recorder import FakeCudaArray, _FakeCupy, fake, host_index
 
 GPU_COUNT = 2
 FREE_BYTES = 8 << 30  # what each fake GPU reports free
 
 
-class FakeDeviceArray(FakeCudaArray):
-    """A NumPy array that passes for a CuPy array on device ``device_index``; host reads are recorded."""
-
-    device_index = 0
-    host_reads: list | None = None  # the fixture's FakeCupy.host_reads
-
-    def __array_finalize__(self, obj):
-        self.device_index = getattr(obj, "device_index", 0)
-
-    @property
-    def device(self):
-        return SimpleNamespace(id=self.device_index)
-
-    def set(self, host, stream=None):
-        """CuPy's host-to-device copy (asynchronous on ``stream`` from pinned memory); remembers the stream."""
-        np.copyto(self, host)
-        self.uploaded_on = stream
-
-    def _read(self, how: str) -> np.ndarray:
-        if FakeDeviceArray.host_reads is not None:
-            caller = next((frame for frame in reversed(traceback.extract_stack()[:-2])
-                           if "/cnnkit/" in frame.filename.replace("\\", "/")), None)
-            where = f"{caller.filename.rsplit('/cnnkit/', 1)[-1]}:{caller.lineno}" if caller else "?"
-            FakeDeviceArray.host_reads.append(f"{how} at {where}")
-        return np.asarray(self).view(np.ndarray)
-
-    def get(self):
-        return self._read("get()").copy()
-
-    def item(self, *args):
-        return self._read("item()").item(*args)
-
-    def tolist(self):
-        return self._read("tolist()").tolist()
-
-    def __float__(self):
-        return float(self._read("float()"))
-
-    def __int__(self):
-        return int(self._read("int()"))
-
-    def __index__(self):
-        return self._read("index").__index__()
-
-    def __bool__(self):
-        return bool(self._read("bool()"))
-
-    def __getitem__(self, index):
-        self._count_mask(index)
-        return self._on_my_device(super().__getitem__(_host_index(index)))
-
-    def __setitem__(self, index, value):
-        self._count_mask(index)
-        super().__setitem__(_host_index(index), value)
-
-    def _count_mask(self, index) -> None:
-        """Boolean-mask indexing makes CuPy read the number of selected elements on the host."""
-        for part in index if isinstance(index, tuple) else (index,):
-            if isinstance(part, FakeDeviceArray) and part.dtype == bool and part.ndim:
-                part._read("boolean-mask indexing")
-
-    def __array_wrap__(self, array, context=None, return_scalar=False):
-        return self._on_my_device(array)  # never a host scalar
-
-    def _on_my_device(self, value):
-        if isinstance(value, FakeDeviceArray):
-            return value
-        if isinstance(value, (np.ndarray, np.generic)):
-            return on_device(value, self.device_index)
-        return value
-
-
-def _host_index(index):
-    """Index arrays as NumPy takes them (on a GPU indexing stays on the device: nothing is read)."""
-    if isinstance(index, FakeDeviceArray):
-        return np.asarray(index).view(np.ndarray)
-    if isinstance(index, tuple):
-        return tuple(_host_index(i) for i in index)
-    return index
-
-
-def on_device(array, index: int = 0, dtype=None) -> FakeDeviceArray:
-    fake = np.array(array, dtype=dtype).view(FakeDeviceArray)
-    fake.device_index = index
-    return fake
+def on_device(array, index: int = 0, dtype=None) -> FakeCudaArray:
+    """A copy of ``array`` on fake device ``index``."""
+    return fake(np.array(array, dtype=dtype), device=index)
 
 
 class FakeCuda:
@@ -240,7 +158,7 @@ class FakeCupy(_FakeCupy):
         return self.cuda.current
 
     def asarray(self, a, dtype=None):
-        if isinstance(a, FakeDeviceArray) and a.device_index == self.current and dtype in (None, a.dtype):
+        if isinstance(a, FakeCudaArray) and a.device_id == self.current and dtype in (None, a.dtype):
             return a
         return on_device(a, self.current, dtype)
 
@@ -261,7 +179,7 @@ class FakeCupy(_FakeCupy):
 
     @property
     def host_reads(self) -> list:
-        return FakeDeviceArray.host_reads
+        return FakeCudaArray.host_reads
 
     def __getattr__(self, name):
         value = getattr(np, name)
@@ -275,7 +193,7 @@ class FakeCupy(_FakeCupy):
 
     def _on_current_device(self, value):
         """NumPy's results as CuPy's would be: arrays on the current device."""
-        if isinstance(value, FakeDeviceArray):
+        if isinstance(value, FakeCudaArray):
             return value
         if isinstance(value, (np.ndarray, np.generic)):
             return on_device(value, self.current)
@@ -303,7 +221,6 @@ def fake_gpu(monkeypatch) -> FakeCupy:
 
     The CPU variants of the registry refuse fake device arrays, as they would fail on CuPy ones.
     """
-    registry._load_cpu_variants()
     for key, variant in list(registry._implementations.items()):
         if key[1] == registry.CPU:
             monkeypatch.setitem(registry._implementations, key, _refusing_device_arrays(variant))
@@ -315,7 +232,7 @@ def fake_gpu(monkeypatch) -> FakeCupy:
     monkeypatch.setattr(backend, "cuda_device_count", lambda: GPU_COUNT)
     monkeypatch.setattr(backend, "_library_problems", [])  # cuBLAS, cuRAND and NVRTC load
     monkeypatch.setattr(registry, "_cuda_kernels_enabled", False)
-    monkeypatch.setattr(FakeDeviceArray, "host_reads", [])
+    monkeypatch.setattr(FakeCudaArray, "host_reads", [])
     monkeypatch.setitem(sys.modules, "cupyx", SimpleNamespace(
-        scatter_add=lambda target, index, values: np.add.at(target, _host_index(index), values)))
+        scatter_add=lambda target, index, values: np.add.at(target, host_index(index), values)))
     return cupy

@@ -6,7 +6,8 @@ import cnnkit
 from cnnkit.callbacks import Callback, TerminateOnNaN
 from cnnkit.layers import Conv2D, Dense, Flatten, MaxPool2D
 from cnnkit.models import training
-from tests.fake_gpu import FakeDeviceArray, fake_gpu  # noqa: F401  (the fixture)
+from tests.cuda.launch_recorder import FakeCudaArray
+from tests.fake_gpu import fake_gpu  # noqa: F401  (the fixture)
 
 STEPS = 12
 REFRESH = 4
@@ -48,7 +49,7 @@ def test_training_steps_read_nothing_between_refreshes(fake_gpu, monkeypatch, lo
     recorder = ReadsPerStep(fake_gpu.host_reads)
     x, y = data()
     history = network.fit(x, y, batch_size=8, epochs=2, verbose=0, device="cuda", callbacks=[recorder])
-    assert isinstance(network.weights[0].data, FakeDeviceArray)
+    assert isinstance(network.weights[0].data, FakeCudaArray)
     assert len(recorder.per_step) == 2 * STEPS
     for step, reads in enumerate(recorder.per_step):
         refresh = (step % STEPS + 1) % REFRESH == 0
