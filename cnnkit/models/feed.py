@@ -163,13 +163,16 @@ def _checked_fields(model, x: Any, y: Any, caller: str, scan_finite: bool,
     return x_fields, y_fields
 
 
-def batch_of(model, x: Any, y: Any, caller: str, scan_finite: bool = False) -> tuple:
-    """``(inputs, targets)`` as one batch of tensors on the model's device, the arrays used as they are."""
-    x_fields, y_fields = _checked_fields(model, x, y, caller, scan_finite)
-    device = model.device
-    inputs = [Tensor(backend.to_device(field, device)) for field in x_fields]
-    targets = [Tensor(backend.to_device(field, device)) for field in y_fields]
-    return _group(inputs, input_names(model)), _group(targets, output_names(model))
+def batch_of(model, x: Any, y: Any, caller: str, scan_finite: bool = False, sample_weight: Any = None) -> tuple:
+    """``(inputs, targets, sample weights or None)`` as one batch of tensors on the model's device.
+
+    The arrays are used as they are: moved to the device if needed, never gathered into a copy.
+    """
+    x_fields, y_fields = _checked_fields(model, x, y, caller, scan_finite, sample_weight)
+    on_model = [Tensor(backend.to_device(field, model.device)) for field in (*x_fields, *y_fields)]
+    inputs, targets = on_model[:len(x_fields)], on_model[len(x_fields):]
+    weights = None if sample_weight is None else targets.pop()
+    return _group(inputs, input_names(model)), _group(targets, output_names(model)), weights
 
 
 # The training arrays are copied to the GPU whole when they take at most this fraction of its free

@@ -446,22 +446,25 @@ def predict(model, x: Any, batch_size: int = 32, verbose: int = 0, distributed: 
     return strategy.gather_predictions(np.concatenate(outputs), batches)
 
 
-def train_on_batch(model, x: Any, y: Any, return_dict: bool = False):
+def train_on_batch(model, x: Any, y: Any, sample_weight: Any = None, class_weight: dict | None = None,
+                   return_dict: bool = False):
     """One optimizer step on exactly this batch; returns its loss (and metrics), as Keras does.
 
+    ``sample_weight`` and ``class_weight`` weigh the samples' losses as in :func:`fit`.
     The arrays are used as given (moved to the model's device if needed, never gathered
     into a copy), and not scanned for NaN: a non-finite loss is caught instead, and only
     then are the inputs looked at, to say whether they or the training diverged.
     """
     _require_compiled(model, "train_on_batch")
     caller = f"{model.who}.train_on_batch"
-    x_batch, y_batch = batch_of(model, x, y, caller)
+    weights = combined_sample_weights(model, y, class_weight, sample_weight, caller)
+    x_batch, y_batch, weights = batch_of(model, x, y, caller, sample_weight=weights)
     if not model.built:
         model(x_batch)
     running = _Running(model.objective)
     guard = checks.StepChecks()
     try:
-        _train_batch(model, model.trainable_weights, x_batch, y_batch, running, guard, 0, 0)
+        _train_batch(model, model.trainable_weights, x_batch, y_batch, running, guard, 0, 0, sample_weight=weights)
         guard.read()
     except checks.StepFailure as failure:
         model.optimizer.iterations = failure.iterations
@@ -471,12 +474,13 @@ def train_on_batch(model, x: Any, y: Any, return_dict: bool = False):
     return _as_result(running.refresh(), return_dict)
 
 
-def test_on_batch(model, x: Any, y: Any, return_dict: bool = False):
+def test_on_batch(model, x: Any, y: Any, sample_weight: Any = None, return_dict: bool = False):
     """Loss (and metrics) of exactly this batch in inference mode, without updating the weights."""
     _require_compiled(model, "test_on_batch")
     caller = f"{model.who}.test_on_batch"
-    x_batch, y_batch = batch_of(model, x, y, caller, scan_finite=True)
-    return _as_result(_evaluate_batches(model, [(x_batch, y_batch, None)], caller="test_on_batch"), return_dict)
+    weights = combined_sample_weights(model, y, None, sample_weight, caller)
+    batch = batch_of(model, x, y, caller, scan_finite=True, sample_weight=weights)
+    return _as_result(_evaluate_batches(model, [batch], caller="test_on_batch"), return_dict)
 
 
 def predict_on_batch(model, x: Any) -> np.ndarray:
