@@ -25,7 +25,7 @@ from .backend import (  # noqa: E402
 )
 from . import activations, custom_objects, initializers, losses, metrics, ops, optimizers, regularizers  # noqa: E402
 from . import callbacks, data, datasets, layers  # noqa: E402
-from . import explain, filters, transfer, vis  # noqa: E402
+from . import applications, explain, filters, transfer, vis  # noqa: E402
 from .layers import Input  # noqa: E402
 from .custom_objects import custom_object_scope  # noqa: E402
 from .models import Model, Sequential, load_model  # noqa: E402
