@@ -33,7 +33,7 @@ SMALL = [
     ("ResNet18", applications.ResNet18, {}, (3, 32, 32)),
     ("ResNet34", applications.ResNet34, {}, (3, 32, 32)),
     ("ResNet50", applications.ResNet50, {}, (3, 64, 64)),  # 2×2 last maps: batch norm there needs the values
-    ("MobileNetV2", applications.MobileNetV2, {}, (3, 32, 32)),
+    ("MobileNetV2", applications.MobileNetV2, {}, (3, 64, 64)),
 ]
 
 
