@@ -435,7 +435,7 @@ class _ClassScores:
             logits = logits.node.inputs[0]
         elif getattr(last, "activation", None) in _SOFTMAX_FUNCTIONS:
             self.linear_head = last
-        outputs = logits if self.layer is None else [self.layer.output, logits]
+        outputs = logits if self.layer is None else [_output_in(model, self.layer, self.who), logits]
         return Model(model.input, outputs, name=f"{model.name}_explained")
 
     def __call__(self, x: Tensor) -> "tuple[Tensor | None, Tensor]":
@@ -492,12 +492,22 @@ def _resolve_layer(model: Model, layer: "str | int | Layer", who: str) -> Layer:
     raise TypeError(f"{who}: layer must be a name, an index into model.layers or a Layer, got {layer!r}")
 
 
+def _output_in(model: Model, layer: Layer, who: str) -> Any:
+    """The symbolic output of ``layer`` in ``model``'s own graph (the layer may also serve in other models,
+    e.g. one made by ``transfer.replace_head``, so ``layer.output`` can be ambiguous)."""
+    outputs = [node.outputs[0] for node in model._graph.nodes if node.layer is layer]
+    if len(outputs) != 1:
+        raise ValueError(f"{who}: {layer.who} runs {len(outputs)} times in {model.who}; explain a layer that "
+                         f"runs once")
+    return outputs[0]
+
+
 def _last_4d_layer(model: Model, who: str) -> Layer:
     if not _has_graph(model):
         raise ValueError(f"{who}: {model.who} is a subclassed model; name the convolutional layer to explain "
                          f"with layer=")
     for layer in reversed(model.layers):
-        if not isinstance(layer, InputLayer) and len(layer.output.shape) == 4:
+        if not isinstance(layer, InputLayer) and len(_output_in(model, layer, who).shape) == 4:
             return layer
     raise ValueError(f"{who}: {model.who} has no layer with a 4-D output (N, K, h, w) to explain")
 

@@ -172,3 +172,12 @@ def test_bad_arguments_are_named(method, rng):
     if method == "integrated_gradients":
         with pytest.raises(ValueError, match="steps"):
             function(model, np.zeros((1, 1, 1, 3), np.float32), steps=0)
+
+
+def test_a_layer_shared_with_a_model_made_by_replace_head_is_explained_in_its_own_model(rng):
+    model = Sequential([Input((1, 6, 6)), Conv2D(3, 3, activation="relu", name="conv"), Flatten(), Dense(4)])
+    x = rng.standard_normal((2, 1, 6, 6)).astype(np.float32)
+    before = explain.grad_cam(model, x, layer="conv")
+    cnnkit.transfer.replace_head(model, Dense(2))  # the conv layer now also serves in the new model
+    np.testing.assert_allclose(explain.grad_cam(model, x, layer="conv"), before, rtol=1e-6)
+    assert explain.score_cam(model, x).shape == (2, 6, 6)

@@ -16,20 +16,27 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def preprocess_input(x: Any) -> Any:
-    """Normalise RGB images in [0, 255] for torchvision-trained weights: (x / 255 − mean) / std per channel.
+    """Normalise RGB images in [0, 1] for torchvision-trained weights: (x − mean) / std per channel.
 
-    Keras' ``preprocess_input(x, mode="torch")``. Works on NumPy or CuPy arrays of shape
-    (N, 3, H, W) or (3, H, W), and returns a new float32 array (float64 stays float64).
+    torchvision's ``Normalize(IMAGENET_MEAN, IMAGENET_STD)`` after ``ToTensor``; images in
+    [0, 1] are what :func:`~cnnkit.datasets.load_image_folder` and cnnkit's data sets give.
+    (Keras' ``preprocess_input(mode="torch")`` takes 0–255 instead: divide such images by
+    255 first; values above 1 are refused so the two are not mixed up.) Works on NumPy or
+    CuPy arrays of shape (N, 3, H, W) or (3, H, W) and returns a new float32 array
+    (float64 stays float64).
     """
     data = x.data if isinstance(x, Tensor) else x
     xp = backend.get_array_module(data)
     data = xp.asarray(data)
     if data.ndim not in (3, 4) or data.shape[-3] != 3:
         raise ValueError(f"preprocess_input: expected RGB images (N, 3, H, W) or (3, H, W), got shape {data.shape}")
+    if data.size and float(data.max()) > 1:
+        raise ValueError(f"preprocess_input: expected images in [0, 1], got values up to {float(data.max()):g} "
+                         f"(divide 8-bit images by 255 first)")
     dtype = data.dtype if data.dtype == np.float64 else np.float32
     mean = xp.asarray(IMAGENET_MEAN, dtype=dtype).reshape(3, 1, 1)
     std = xp.asarray(IMAGENET_STD, dtype=dtype).reshape(3, 1, 1)
-    return (data.astype(dtype) / 255 - mean) / std
+    return (data.astype(dtype) - mean) / std
 
 
 @lru_cache(maxsize=1)

@@ -117,6 +117,10 @@ def test_decode_predictions_names_the_imagenet_classes():
 
 
 def test_preprocess_input_uses_torchvisions_normalisation():
-    x = np.full((1, 3, 2, 2), 255.0, np.float32)
+    x = np.ones((1, 3, 2, 2), np.float32)
     expected = (1 - np.array(applications.IMAGENET_MEAN)) / np.array(applications.IMAGENET_STD)
     np.testing.assert_allclose(applications.preprocess_input(x)[0, :, 0, 0], expected, rtol=1e-6)
+    with pytest.raises(ValueError, match="divide 8-bit images by 255"):
+        applications.preprocess_input(x * 255)
+    with pytest.raises(ValueError, match="RGB"):
+        applications.preprocess_input(np.ones((1, 1, 2, 2), np.float32))
