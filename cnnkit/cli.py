@@ -88,7 +88,12 @@ def _cmd_info(args) -> int:
         print(f"CuPy {module.__version__}")
     count = cuda.device_count()
     print(f"CUDA devices: {count}")
-    for index in range(count):
+    problems = backend.cuda_library_problems()
+    for problem in problems:
+        print(f"  CUDA library missing: {problem}")
+    if problems:
+        print(f"  To install every library: {backend.GPU_INSTALL_HINT}")
+    for index in range(0 if problems else count):
         memory = cuda.memory_info(index)
         print(f"  cuda:{index}: {cuda.device_name(index)}, {memory.free / 2**30:.1f} GiB free "
               f"of {memory.total / 2**30:.1f} GiB")

@@ -16,7 +16,13 @@ class Callback:
     of floats: per batch the running ``loss``; per epoch the loss and metrics, with
     ``val_`` versions when there is validation data. A callback stops training by
     setting ``self.model.stop_training = True``.
+
+    In data-parallel training (``fit(distributed=True)``) every rank runs the
+    callbacks with the same global logs; those with ``main_process_only = True``
+    (the ones that print or write files) run on rank 0 only.
     """
+
+    main_process_only = False
 
     def __init__(self):
         self.model = None
@@ -90,6 +96,8 @@ def format_logs(logs: dict) -> str:
 class ProgressBar(Callback):
     """A tqdm bar per epoch on a terminal (verbose=1); otherwise one line per epoch (verbose ≥ 1)."""
 
+    main_process_only = True
+
     def __init__(self, verbose: int = 1, stream: Any = None):
         super().__init__()
         self.verbose = verbose
@@ -99,6 +107,11 @@ class ProgressBar(Callback):
 
     def _interactive(self) -> bool:
         return self.verbose == 1 and hasattr(self.stream, "isatty") and self.stream.isatty()
+
+    def on_train_begin(self, logs=None):
+        placement = self.params.get("data_placement")
+        if placement:  # on a GPU: whether the data was moved there whole or is streamed
+            print(placement, file=self.stream, flush=True)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()

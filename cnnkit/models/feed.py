@@ -43,6 +43,7 @@ class Batches:
     def __init__(self, loader: DataLoader, inputs: list[str] | None, targets: list[str] | None,
                  has_targets: bool, caller: str):
         self.loader, self.inputs, self.targets, self.caller = loader, inputs, targets, caller
+        self.placement: str | None = None  # where the data lives on a GPU, for the progress output
         self.input_count = 1 if inputs is None else len(inputs)
         self.target_count = (1 if targets is None else len(targets)) if has_targets else 0
 
@@ -139,8 +140,44 @@ def make_batches(model, x: Any, y: Any, batch_size: int, shuffle: bool, caller: 
     if len(set(lengths.values())) > 1:
         counts = ", ".join(f"{label}: {n}" for label, n in lengths.items())
         raise ValueError(f"{caller}: every array must have the same number of samples, got {counts}")
-    loader = DataLoader((*x_fields, *y_fields), batch_size=batch_size, shuffle=shuffle, device=model.device)
-    return Batches(loader, names_in, names_out, targets, caller)
+    fields, prefetch, placement = place_on_device((*x_fields, *y_fields), model.device)
+    loader = DataLoader(fields, batch_size=batch_size, shuffle=shuffle, device=model.device, prefetch=prefetch)
+    batches = Batches(loader, names_in, names_out, targets, caller)
+    batches.placement = placement
+    return batches
+
+
+# The training arrays are copied to the GPU whole when they take at most this fraction of its free
+# memory, leaving the rest for weights, activations and the memory pool's slack.
+DEVICE_DATA_FRACTION = 0.5
+STREAMED_PREFETCH = 2
+
+
+def place_on_device(fields: tuple, device: backend.Device) -> tuple[tuple, int, str | None]:
+    """Where the batches of ``fields`` come from on ``device``, and the sentence that says so.
+
+    On a GPU, arrays that fit (see ``DEVICE_DATA_FRACTION``) are moved there once, so each
+    step gathers its batch on the device with no host transfer; otherwise batches are
+    prefetched and uploaded through pinned buffers on a copy stream while the previous
+    step computes. On the CPU nothing changes.
+
+    Returns:
+        ``(fields, prefetch, placement)``: the arrays to batch, the DataLoader's prefetch
+        depth, and a line for the progress output (None on the CPU).
+    """
+    if not device.is_cuda:
+        return fields, 0, None
+    from .. import cuda  # only here: the GPU's free memory
+    from .summary import format_bytes
+
+    samples, nbytes = len(fields[0]), sum(int(field.nbytes) for field in fields)
+    free = cuda.memory_info(device).free
+    if all(backend.is_cuda_array(field) for field in fields) or nbytes <= DEVICE_DATA_FRACTION * free:
+        moved = tuple(backend.to_device(field, device) for field in fields)
+        return moved, 0, f"Data: {samples} samples kept on {device} ({format_bytes(nbytes)})"
+    return fields, STREAMED_PREFETCH, (f"Data: {samples} samples ({format_bytes(nbytes)}, more than "
+                                       f"{DEVICE_DATA_FRACTION:.0%} of the {format_bytes(free)} free on {device}) "
+                                       f"streamed from host memory through pinned buffers")
 
 
 def _labels(what: str, names: list[str] | None) -> list[str]:
