@@ -31,6 +31,7 @@ import numpy as np
 
 from . import activations, backend
 from .autograd import Function, Tensor, enable_grad, no_grad
+from .data.transforms import gaussian_noise
 from .layers.activation import ReLU as ReLULayer
 from .layers.activation import Softmax as SoftmaxLayer
 from .layers.base import InputLayer, Layer
@@ -107,19 +108,14 @@ def grad_cam(model: Model, x: Any, layer: "str | int | Layer | None" = None,
         x: (N, C, H, W); result: (N, H, W).
     """
     who = "grad_cam"
-    images = _as_images(x, who)
-    _check_batch_size(batch_size, who)
-    _prepared(model, images, who)
-    scorer = _ClassScores(model, who, layer=layer if layer is not None else _last_4d_layer(model, who))
+    images, scorer = _layer_scorer(model, x, layer, batch_size, who)
     maps = []
     with _weights_without_grad(model), enable_grad():
         for start in range(0, len(images), batch_size):
             # The input requires grad only so that the graph is recorded with the weights excluded.
             inputs = _input_tensor(images[start:start + batch_size], model, requires_grad=True)
             features, scores = scorer(inputs)
-            if features.ndim != 4:
-                raise ValueError(f"{who}: layer {scorer.layer.name!r} gives outputs of shape {features.shape}; "
-                                 f"Grad-CAM needs feature maps (N, K, h, w), so pick a convolutional layer")
+            _check_feature_maps(features, scorer, who)
             features.retain_grad()
             classes = _class_indices(class_index, scores.data, start, len(images), who)
             _class_score_sum(scores, classes).backward()
@@ -127,10 +123,7 @@ def grad_cam(model: Model, x: Any, layer: "str | int | Layer | None" = None,
             gA = features.grad.data if features.grad is not None else features.xp.zeros_like(A)
             alpha = gA.mean(axis=(2, 3), keepdims=True)
             cam = resize_bilinear(features.xp.maximum((alpha * A).sum(axis=1), 0), images.shape[2:])
-            if normalize:
-                peak = cam.max(axis=(1, 2), keepdims=True)
-                cam = cam / features.xp.where(peak > 0, peak, 1)
-            maps.append(backend.to_numpy(cam))
+            maps.append(backend.to_numpy(_scaled_to_peak(cam) if normalize else cam))
     return np.concatenate(maps)
 
 
@@ -212,11 +205,7 @@ def guided_backprop(model: Model, x: Any, class_index: "int | Sequence[int] | No
     Shapes:
         x: (N, C, H, W); result: (N, C, H, W).
     """
-    who = "guided_backprop"
-    images = _as_images(x, who)
-    _check_batch_size(batch_size, who)
-    scorer = _ClassScores(_prepared(model, images, who), who)
-    classes = _explained_classes(scorer, model, images, class_index, batch_size, who)
+    images, scorer, classes = _explaining(model, x, class_index, batch_size, "guided_backprop")
     with _guided_relus(model):
         gradients = _batched_gradients(scorer, model, images, classes, batch_size)
     return backend.to_numpy(gradients)
@@ -237,11 +226,7 @@ def guided_grad_cam(model: Model, x: Any, layer: "str | int | Layer | None" = No
     Shapes:
         x: (N, C, H, W); result: (N, C, H, W).
     """
-    who = "guided_grad_cam"
-    images = _as_images(x, who)
-    _check_batch_size(batch_size, who)
-    classes = _explained_classes(_ClassScores(_prepared(model, images, who), who), model, images, class_index,
-                                 batch_size, who)
+    images, _, classes = _explaining(model, x, class_index, batch_size, "guided_grad_cam")
     cam = grad_cam(model, images, layer, classes, batch_size=batch_size)
     return guided_backprop(model, images, classes, batch_size=batch_size) * cam[:, None]
 
@@ -253,14 +238,15 @@ def smooth_grad(model: Model, x: Any, class_index: "int | Sequence[int] | None" 
     S[n] = mean over ``samples`` copies x_n + ε, ε ~ N(0, σ²), of max_c |∂ score_k / ∂ x|, with
     σ = ``noise_level`` · (max(x_n) − min(x_n)) (the paper finds 10–20 % best). The class
     explained is the one of the clean image. All copies of an image run as batches on
-    the model's device; the noise is drawn on the host from ``seed`` (or cnnkit's global
-    generator), so a seed gives the same maps on every device.
+    the model's device, where the noise is drawn too, from cnnkit's Philox stream
+    (:func:`cnnkit.data.gaussian_noise`), so a seed gives the same maps on every device.
 
     Args:
         model, x, class_index, batch_size: as in :func:`saliency`.
         samples: noisy copies per image.
         noise_level: the noise's standard deviation as a fraction of each image's value range.
-        seed: seeds the noise; None draws from cnnkit's generator (see :func:`cnnkit.manual_seed`).
+        seed: seeds the noise (image n uses ``seed + n``); None takes the next draws of cnnkit's
+            stream (see :func:`cnnkit.manual_seed`).
 
     Returns:
         A float NumPy array of the model's dtype.
@@ -269,21 +255,16 @@ def smooth_grad(model: Model, x: Any, class_index: "int | Sequence[int] | None" 
         x: (N, C, H, W); result: (N, H, W).
     """
     who = "smooth_grad"
-    images = _as_images(x, who)
-    _check_batch_size(batch_size, who)
     _check_positive_int(samples, "samples", who)
     if not noise_level >= 0:
         raise ValueError(f"{who}: noise_level must be a non-negative number, got {noise_level!r}")
-    scorer = _ClassScores(_prepared(model, images, who), who)
-    classes = _explained_classes(scorer, model, images, class_index, batch_size, who)
-    generator = np.random.default_rng(backend.draw_seed() if seed is None else seed)
+    images, scorer, classes = _explaining(model, x, class_index, batch_size, who)
     xp = model.device.xp
     maps = []
     for n in range(len(images)):
         image = _input_tensor(images[n:n + 1], model).data
         sigma = noise_level * float(image.max() - image.min())
-        noise = generator.standard_normal((samples,) + image.shape[1:]).astype(model.dtype) * sigma
-        noisy = image + backend.to_device(noise, model.device)
+        noisy = gaussian_noise(xp.repeat(image, samples, axis=0), sigma, None if seed is None else seed + n)
         gradients = _batched_gradients(scorer, model, noisy, np.repeat(classes[n], samples), batch_size)
         maps.append(backend.to_numpy(xp.abs(gradients).max(axis=1).mean(axis=0)))
     return np.stack(maps)
@@ -313,11 +294,8 @@ def integrated_gradients(model: Model, x: Any, class_index: "int | Sequence[int]
         x: (N, C, H, W); result: (N, C, H, W).
     """
     who = "integrated_gradients"
-    images = _as_images(x, who)
-    _check_batch_size(batch_size, who)
     _check_positive_int(steps, "steps", who)
-    scorer = _ClassScores(_prepared(model, images, who), who)
-    classes = _explained_classes(scorer, model, images, class_index, batch_size, who)
+    images, scorer, classes = _explaining(model, x, class_index, batch_size, who)
     start = _baseline(baseline, images.shape[1:], model, who)
     xp = model.device.xp
     nodes, quadrature_weights = np.polynomial.legendre.leggauss(steps)
@@ -354,30 +332,22 @@ def score_cam(model: Model, x: Any, layer: "str | int | Layer | None" = None,
         x: (N, C, H, W); result: (N, H, W).
     """
     who = "score_cam"
-    images = _as_images(x, who)
-    _check_batch_size(batch_size, who)
-    _prepared(model, images, who)
-    scorer = _ClassScores(model, who, layer=layer if layer is not None else _last_4d_layer(model, who))
+    images, scorer = _layer_scorer(model, x, layer, batch_size, who)
     xp = model.device.xp
     maps = []
     with no_grad():
         for n in range(len(images)):
             image = _input_tensor(images[n:n + 1], model).data
             features, scores = scorer(Tensor(image))
-            if features.ndim != 4:
-                raise ValueError(f"{who}: layer {scorer.layer.name!r} gives outputs of shape {features.shape}; "
-                                 f"Score-CAM needs feature maps (N, K, h, w), so pick a convolutional layer")
+            _check_feature_maps(features, scorer, who)
             (k,) = _class_indices(class_index, scores.data, n, len(images), who)
             masks = _unit_range(resize_bilinear(features.data[0], images.shape[2:]))      # (K, H, W)
             black = _probabilities(scorer, xp.zeros_like(image))[0, k]
             rises = [_probabilities(scorer, image * masks[i:i + batch_size, None])[:, k] - black
                      for i in range(0, len(masks), batch_size)]
-            cam = xp.maximum(xp.tensordot(xp.concatenate(rises), masks, axes=1), 0)
-            if normalize:
-                peak = cam.max()
-                cam = cam / peak if peak > 0 else cam
-            maps.append(backend.to_numpy(cam))
-    return np.stack(maps)
+            cam = xp.maximum(xp.tensordot(xp.concatenate(rises), masks, axes=1), 0)[None]
+            maps.append(backend.to_numpy(_scaled_to_peak(cam) if normalize else cam))
+    return np.concatenate(maps)
 
 
 def resize_bilinear(maps: Any, size: "tuple[int, int]") -> Any:
@@ -492,6 +462,27 @@ def _resolve_layer(model: Model, layer: "str | int | Layer", who: str) -> Layer:
     raise TypeError(f"{who}: layer must be a name, an index into model.layers or a Layer, got {layer!r}")
 
 
+def _layer_scorer(model: Model, x: Any, layer: "str | int | Layer | None", batch_size: int,
+                  who: str) -> tuple[Any, _ClassScores]:
+    """The checked images, and a scorer that also gives ``layer``'s maps (by default the last 4-D layer's)."""
+    images = _as_images(x, who)
+    _check_batch_size(batch_size, who)
+    _prepared(model, images, who)
+    return images, _ClassScores(model, who, layer=layer if layer is not None else _last_4d_layer(model, who))
+
+
+def _check_feature_maps(features: Tensor, scorer: _ClassScores, who: str) -> None:
+    if features.ndim != 4:
+        raise ValueError(f"{who}: layer {scorer.layer.name!r} gives outputs of shape {features.shape}; "
+                         f"{who} needs feature maps (N, K, h, w), so pick a convolutional layer")
+
+
+def _scaled_to_peak(maps: Any) -> Any:
+    """Each (h, w) map of a stack divided by its maximum (maps that are all zero stay zero)."""
+    peak = maps.max(axis=(1, 2), keepdims=True)
+    return maps / backend.get_array_module(maps).where(peak > 0, peak, 1)
+
+
 def _output_in(model: Model, layer: Layer, who: str) -> Any:
     """The symbolic output of ``layer`` in ``model``'s own graph (the layer may also serve in other models,
     e.g. one made by ``transfer.replace_head``, so ``layer.output`` can be ambiguous)."""
@@ -564,15 +555,18 @@ def _probabilities(scorer: _ClassScores, images: Any) -> Any:
     return softmax(scores, axis=1).data
 
 
-def _explained_classes(scorer: _ClassScores, model: Model, images: Any, class_index: Any, batch_size: int,
-                       who: str) -> np.ndarray:
-    """The class explained for each image (host ints): ``class_index``, or the prediction for the clean image."""
+def _explaining(model: Model, x: Any, class_index: Any, batch_size: int, who: str) -> tuple:
+    """(images, scorer, classes) for the gradient methods: the checked images, the model's class scores, and
+    the class explained for each image (host ints): ``class_index``, or the prediction for the clean image."""
+    images = _as_images(x, who)
+    _check_batch_size(batch_size, who)
+    scorer = _ClassScores(_prepared(model, images, who), who)
     classes = []
     with no_grad():
         for start in range(0, len(images), batch_size):
             _, scores = scorer(_input_tensor(images[start:start + batch_size], model))
             classes.append(_class_indices(class_index, scores.data, start, len(images), who))
-    return np.concatenate(classes)
+    return images, scorer, np.concatenate(classes)
 
 
 def _batched_gradients(scorer: _ClassScores, model: Model, samples: Any, classes: np.ndarray,

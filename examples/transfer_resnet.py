@@ -43,12 +43,6 @@ def write_synthetic_pictures(root: Path, per_class: int = 16, size: int = 40) ->
             Image.fromarray((picture * 255).astype(np.uint8)).save(root / name / f"{index}.png")
 
 
-def compiled(model, learning_rate: float):
-    model.compile(optimizer=cnnkit.optimizers.Adam(learning_rate=learning_rate),
-                  loss=cnnkit.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    return model
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", help="folder with one subfolder of pictures per class")
@@ -78,14 +72,16 @@ def main() -> None:
     pretrained = ResNet18(weights=args.weights, input_shape=(3, args.image_size, args.image_size))
     # A new classifier over the 512 pooled features; everything before it is frozen (batch norm included,
     # so it keeps ImageNet's statistics).
-    model = compiled(replace_head(pretrained, Dense(len(class_names), name="classifier"), freeze_base=True), 1e-3)
+    model = replace_head(pretrained, Dense(len(class_names), name="classifier"), freeze_base=True)
+    loss = cnnkit.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(optimizer=cnnkit.optimizers.Adam(learning_rate=1e-3), loss=loss, metrics=["accuracy"])
     fit = dict(batch_size=args.batch_size, validation_data=(x_val, y_val), device=args.device, verbose=0)
     history = model.fit(x_train, y_train, epochs=args.head_epochs, **fit)
     print(f"head only ({args.head_epochs} epochs): validation accuracy {history.history['val_accuracy'][-1]:.0%}")
 
     # Then fine-tune the last residual stage too, ten times more gently; batch norm stays frozen.
     unfreeze(model, from_layer="layer4.0.conv1")
-    model = compiled(model, 1e-4)
+    model.compile(optimizer=cnnkit.optimizers.Adam(learning_rate=1e-4), loss=loss, metrics=["accuracy"])
     history = model.fit(x_train, y_train, epochs=args.tune_epochs, **fit)
     trainable = sum(w.size for w in model.trainable_weights)
     print(f"layer4 + head ({args.tune_epochs} epochs, {trainable:,} trainable parameters): "

@@ -106,6 +106,8 @@ def load_torchvision_weights(model: Model, source: "str | os.PathLike | Mapping[
         converted.append((weight, value.T if _transposed(layer, weight) else value))
     for weight, value in converted:  # only once every tensor has passed, so a failed load changes nothing
         weight.data = backend.to_device(np.ascontiguousarray(value, dtype=weight.dtype), weight.device)
+    for layer in model.walk():  # as set_weights: imported batch-norm statistics stand for many batches already
+        layer.set_state(None)
     return model
 
 
