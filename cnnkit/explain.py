@@ -590,7 +590,8 @@ class _GuidedReLU(Function):
 
     def forward(self, x):
         self.x = x
-        return backend.get_array_module(x).clip(x, 0, self.max_value)
+        xp = backend.get_array_module(x)
+        return xp.maximum(x, 0) if self.max_value is None else xp.clip(x, 0, self.max_value)
 
     def backward(self, gy):
         passes = (self.x > 0) & (gy > 0)

@@ -5,7 +5,7 @@ from typing import Any, Sequence
 
 from ..layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D
 from ..models.model import Model
-from ._common import check_arguments, classifier, finish, image_input, pooled_features
+from ._common import building, check_arguments, classifier, finish, image_input, pooled_features
 
 _VARIANTS = {"classic": ("tanh", AvgPool2D), "modern": ("relu", MaxPool2D)}
 
@@ -33,16 +33,17 @@ def LeNet5(include_top: bool = True, weights: Any = None, input_shape: Sequence[
         raise ValueError(f"LeNet5: variant must be 'classic' or 'modern', got {variant!r}")
     shape = check_arguments("LeNet5", input_shape, num_classes, include_top, pooling, weights, min_size=16)
     activation, pooling_layer = _VARIANTS[variant]
-    inputs = image_input(shape)
-    x = Conv2D(6, 5, activation=activation, name="conv1")(inputs)
-    x = pooling_layer(2, name="pool1")(x)
-    x = Conv2D(16, 5, activation=activation, name="conv2")(x)
-    x = pooling_layer(2, name="pool2")(x)
-    if include_top:
-        x = Flatten(name="flatten")(x)
-        x = Dense(120, activation=activation, name="fc1")(x)
-        x = Dense(84, activation=activation, name="fc2")(x)
-        x = classifier(x, num_classes, "fc3", classifier_activation)
-    else:
-        x = pooled_features(x, pooling)
-    return finish(inputs, x, name, weights)
+    with building(weights):
+        inputs = image_input(shape)
+        x = Conv2D(6, 5, activation=activation, name="conv1")(inputs)
+        x = pooling_layer(2, name="pool1")(x)
+        x = Conv2D(16, 5, activation=activation, name="conv2")(x)
+        x = pooling_layer(2, name="pool2")(x)
+        if include_top:
+            x = Flatten(name="flatten")(x)
+            x = Dense(120, activation=activation, name="fc1")(x)
+            x = Dense(84, activation=activation, name="fc2")(x)
+            x = classifier(x, num_classes, "fc3", classifier_activation)
+        else:
+            x = pooled_features(x, pooling)
+        return finish(inputs, x, name, weights)
