@@ -1,4 +1,5 @@
-"""Data sets: the packaged UCI digits, MNIST/Fashion-MNIST from disk, the IDX format, image folders, 2-D toys."""
+"""The data sets themselves: UCI digits (packaged), MNIST/Fashion-MNIST and IDX files, folders of pictures, 2-D toys
+(feeding: cnnkit.data)."""
 from .digits import load_digits
 from .idx import read_idx, write_idx
 from .image_folder import load_image_folder
