@@ -51,6 +51,10 @@
 // CuPy compiles with -ftz=true: denormals flush to zero.
 
 #define CONV_DEVICE __device__ __forceinline__
+// Dynamic shared memory; kernels/emulate/cuda_host.h defines its own for the host.
+#ifndef DYNAMIC_SHARED
+#define DYNAMIC_SHARED(type, name) extern __shared__ type name[]
+#endif
 
 // A coordinate that fails every range check; the sum of two of them is still an int (INT_MIN).
 #define CONV_INVALID (-(1 << 30))
@@ -85,10 +89,16 @@ CONV_DEVICE bool inside(int d, int h, int w, int D, int H, int W) {
 // Number of BK-deep steps in a K range of k_len elements, zero when it is empty.
 CONV_DEVICE int k_steps(int k_len) { return k_len > 0 ? (k_len - 1) / CONV_BK + 1 : 0; }
 
+// The size of the launch's dynamic shared memory (%dynamic_smem_size); under CNNKIT_EMULATION
+// (kernels/emulate) the host implementation.
 CONV_DEVICE unsigned dynamic_shared_bytes() {
+#ifdef CNNKIT_EMULATION
+    return cnnkit_emulator::dynamic_shared_size();
+#else
     unsigned bytes;
     asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(bytes));
     return bytes;
+#endif
 }
 
 // ============================================================== implicit GEMM
@@ -751,7 +761,7 @@ extern "C" __global__ void __launch_bounds__(256) conv_depthwise_fwd_f32(
     const PlaneTile pt = plane_tile(s.OH, s.OW, tile_h, tile_w);
     const int rows = halo_extent(tile_h, s.sh, s.KH, s.dh), cols = halo_extent(tile_w, s.sw, s.KW, s.dw);
 
-    extern __shared__ float4 depthwise_shared[];
+    DYNAMIC_SHARED(float4, depthwise_shared);
     float* tile = reinterpret_cast<float*>(depthwise_shared);
     float* taps = tile + s.KD * rows * cols;
     if (dynamic_shared_bytes() < (unsigned)(s.KD * rows * cols + mult * T) * 4u) __trap();
@@ -817,7 +827,7 @@ extern "C" __global__ void __launch_bounds__(256) conv_depthwise_bwd_data_f32(
     const int ow0 = -floor_div(-(pt.col0 + s.pw - (s.KW - 1) * s.dw), s.sw);
     const int reach = ED * EH * EW;
 
-    extern __shared__ float4 depthwise_shared[];
+    DYNAMIC_SHARED(float4, depthwise_shared);
     float* gy_tile = reinterpret_cast<float*>(depthwise_shared);
     float* taps = gy_tile + mult * reach;
     if (dynamic_shared_bytes() < (unsigned)(mult * reach + mult * T) * 4u) __trap();
@@ -924,7 +934,7 @@ extern "C" __global__ void __launch_bounds__(256) conv_depthwise_bwd_filter_f32(
     const int pairs = mult * T;
     const int G = max(1, (int)blockDim.x / pairs);
 
-    extern __shared__ float4 depthwise_shared[];
+    DYNAMIC_SHARED(float4, depthwise_shared);
     float* tile = reinterpret_cast<float*>(depthwise_shared);
     float* gy_tile = tile + s.KD * rows * cols;
     int* in_off = reinterpret_cast<int*>(gy_tile + mult * V);

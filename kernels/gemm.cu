@@ -28,6 +28,10 @@
 // 2**31 - 1024 so that tile origins plus a tile still fit in an int.
 
 #define GEMM_DEVICE __device__ __forceinline__
+// Dynamic shared memory; kernels/emulate/cuda_host.h defines its own for the host.
+#ifndef DYNAMIC_SHARED
+#define DYNAMIC_SHARED(type, name) extern __shared__ type name[]
+#endif
 
 #define GEMM_PARAMS                                                                     \
     const float* __restrict__ A, const float* __restrict__ B, float* __restrict__ C,    \
@@ -274,24 +278,44 @@ constexpr int TF32_BM = 128, TF32_BN = 128, TF32_BK = 32, TF32_STAGES = 3;
 constexpr int TF32_OPERAND_FLOATS = 4608;
 constexpr int TF32_SHARED_BYTES = TF32_STAGES * 2 * TF32_OPERAND_FLOATS * 4;  // 110592
 
+// The inline PTX lives in these small wrappers; under CNNKIT_EMULATION (kernels/emulate) each
+// calls its host implementation instead.
 GEMM_DEVICE void cp_async_16(float* shared_dst, const float* global_src, int src_bytes) {
     // Copies src_bytes (0..16) and zero-fills the rest of the 16 bytes.
+#ifdef CNNKIT_EMULATION
+    cnnkit_emulator::cp_async(shared_dst, global_src, 16, (unsigned)src_bytes);
+#else
     const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(shared_dst));
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(global_src), "r"(src_bytes)
                  : "memory");
+#endif
 }
 
-GEMM_DEVICE void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+GEMM_DEVICE void cp_async_commit() {
+#ifdef CNNKIT_EMULATION
+    cnnkit_emulator::cp_async_commit();
+#else
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
 
 template <int PENDING>
 GEMM_DEVICE void cp_async_wait() {
+#ifdef CNNKIT_EMULATION
+    cnnkit_emulator::cp_async_wait(PENDING);
+#else
     asm volatile("cp.async.wait_group %0;\n" ::"n"(PENDING) : "memory");
+#endif
 }
 
 GEMM_DEVICE unsigned to_tf32(float x) {
+#ifdef CNNKIT_EMULATION
+    return cnnkit_emulated_cvt_rna_tf32(x);
+#else
     unsigned r;
     asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
     return r;
+#endif
 }
 
 // d += a · b for one 16×8×8 tile. Fragments (g = lane / 4, t = lane % 4):
@@ -299,10 +323,25 @@ GEMM_DEVICE unsigned to_tf32(float x) {
 //   b0 (t, g), b1 (t + 4, g)                                          [k, col]
 //   d0 (g, 2t), d1 (g, 2t + 1), d2 (g + 8, 2t), d3 (g + 8, 2t + 1)    [row, col]
 GEMM_DEVICE void mma_tf32(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
+#ifdef CNNKIT_EMULATION
+    cnnkit_emulator::mma_m16n8k8_tf32(d, a, b);
+#else
     asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
         "{%0, %1, %2, %3};\n"
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
+}
+
+// The size of the launch's dynamic shared memory (%dynamic_smem_size).
+GEMM_DEVICE unsigned dynamic_shared_bytes() {
+#ifdef CNNKIT_EMULATION
+    return cnnkit_emulator::dynamic_shared_size();
+#else
+    unsigned bytes;
+    asm("mov.u32 %0, %%dynamic_smem_size;\n" : "=r"(bytes));
+    return bytes;
+#endif
 }
 
 // One operand's shared tile, kept in its global layout so that cp.async copies 16-byte
@@ -361,11 +400,9 @@ GEMM_DEVICE void gemm_tf32(GEMM_PARAMS) {
     using OperandA = Tf32Operand<BM, BK, THREADS, !TRANS_A>;
     using OperandB = Tf32Operand<BN, BK, THREADS, TRANS_B>;
 
-    extern __shared__ float4 dynamic_shared[];  // float4: 16-byte alignment for cp.async
+    DYNAMIC_SHARED(float4, dynamic_shared);  // float4: 16-byte alignment for cp.async
     float* shared = reinterpret_cast<float*>(dynamic_shared);
-    unsigned shared_bytes;
-    asm("mov.u32 %0, %%dynamic_smem_size;\n" : "=r"(shared_bytes));
-    if (shared_bytes < TF32_SHARED_BYTES) __trap();  // launched without its shared memory
+    if (dynamic_shared_bytes() < TF32_SHARED_BYTES) __trap();  // launched without its shared memory
 
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
     const int g = lane / 4, t = lane % 4;

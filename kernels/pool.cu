@@ -22,7 +22,7 @@
 // No atomics, so overlapping windows are summed deterministically.
 //   max:  gx = Σ gy[o] over the covering windows whose argmax is this element
 //   avg:  gx = Σ gy[o] / m_o
-//   l2:   gx = x · Σ gy[o] / (m_o · y[o]), windows with y[o] > 0 only
+//   l2:   gx = x · Σ gy[o] / (m_o · y[o]), windows with y[o] > 0 only; 0 where no window covers x
 //
 // Launch: 1-D grid-stride loops, any grid, blocks of at most 256 threads (the wrapper
 // uses 256 and grid_stride_blocks). __launch_bounds__(256, 4) lets each forward thread
@@ -226,8 +226,12 @@ POOL_DEVICE void pool_backward(const T* __restrict__ gy, const int* __restrict__
             tap_w[k] = cw.tap;
         }
         T sum[RUN];
+        bool covered[RUN];  // L2: an element no window covers gets 0, not x · 0 (NaN for x = ±inf or NaN)
 #pragma unroll
-        for (int k = 0; k < RUN; ++k) sum[k] = T(0);
+        for (int k = 0; k < RUN; ++k) {
+            sum[k] = T(0);
+            covered[k] = false;
+        }
         for (int od = cd.first, td = cd.tap; od >= 0 && td < KD; --od, td += SD) {
             const int count_d = Span(od * SD - PD, KD, D).count();
             for (int oh = ch.first, th = ch.tap; oh >= 0 && th < KH; --oh, th += SH) {
@@ -237,6 +241,7 @@ POOL_DEVICE void pool_backward(const T* __restrict__ gy, const int* __restrict__
                 for (int k = 0; k < RUN; ++k) {
                     for (int ow = first_w[k], tw = tap_w[k]; ow >= 0 && tw < KW; --ow, tw += SW) {
                         const int o = row + ow;
+                        covered[k] = true;
                         if (MODE == POOL_MAX) {
                             if (argmax[o] == position0 + k) sum[k] += gy[o];
                         } else {
@@ -256,7 +261,7 @@ POOL_DEVICE void pool_backward(const T* __restrict__ gy, const int* __restrict__
             if (MODE == POOL_L2) {
                 const Quad<T> in = *reinterpret_cast<const Quad<T>*>(x + element0);
 #pragma unroll
-                for (int k = 0; k < RUN; ++k) out.v[k] = in.v[k] * sum[k];
+                for (int k = 0; k < RUN; ++k) out.v[k] = covered[k] ? in.v[k] * sum[k] : T(0);
             } else {
 #pragma unroll
                 for (int k = 0; k < RUN; ++k) out.v[k] = sum[k];
@@ -265,7 +270,9 @@ POOL_DEVICE void pool_backward(const T* __restrict__ gy, const int* __restrict__
         } else {
 #pragma unroll
             for (int k = 0; k < RUN; ++k) {
-                if (w0 + k < W) gx[element0 + k] = MODE == POOL_L2 ? x[element0 + k] * sum[k] : sum[k];
+                if (w0 + k < W) {
+                    gx[element0 + k] = MODE != POOL_L2 ? sum[k] : covered[k] ? x[element0 + k] * sum[k] : T(0);
+                }
             }
         }
     }

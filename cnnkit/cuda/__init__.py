@@ -5,16 +5,19 @@ Importing this package never imports CuPy; the functions that need it ask
 :class:`~cnnkit.backend.CudaUnavailableError` with the reason on a machine without
 CuPy or a GPU. The kernels themselves live in ``kernels/*.cu``; :mod:`.launcher`
 compiles and launches them and :mod:`.ops` registers their wrappers with
-:mod:`cnnkit.registry`.
+:mod:`cnnkit.registry`. :func:`use_emulation` runs the same kernels on the CPU
+(:mod:`.emulator`), for testing and debugging them without a GPU.
 """
 from __future__ import annotations
 
 from typing import NamedTuple
 
 from .. import backend
+from .emulator import KernelFault, use_emulation
 from .launcher import device_properties, kernel_cache_dir
 
 __all__ = [
+    "KernelFault",
     "MemoryInfo",
     "device_count",
     "device_name",
@@ -24,6 +27,7 @@ __all__ = [
     "memory_info",
     "set_matmul_precision",
     "synchronize",
+    "use_emulation",
 ]
 
 MATMUL_PRECISIONS = ("highest", "tf32")

@@ -319,10 +319,14 @@ class Kernel:
 
         Kernel("gemm.cu", "gemm_f32_nn_128x128_vec4",
                [Array("A", "float32", ROWS), ..., Scalar("M", "int32", low=1), ...])
+
+    ``threads``: the exact number of threads per block the kernel needs (block-wide
+    reductions written for one size), or None when any block the launch limits allow works.
     """
 
-    def __init__(self, file_name: str, name: str, params: Sequence[Array | Scalar]):
+    def __init__(self, file_name: str, name: str, params: Sequence[Array | Scalar], threads: int | None = None):
         self.file_name, self.name, self.params = file_name, name, tuple(params)
+        self.threads = threads
         names = [p.name for p in self.params]
         if len(set(names)) != len(names):
             raise ValueError(f"{name}: parameter names must be unique, got {names}")
@@ -407,9 +411,21 @@ class Kernel:
             shared_memory: dynamic shared memory per block in bytes; above 48 KB the
                 kernel's limit is raised first (once per device).
         """
+        from . import emulator
+
         device_index = current_device_index()
         checked = self.check(args, device_index)
         grid, block = check_launch_shape(self.name, grid, block)
+        if self.threads is not None and math.prod(block) != self.threads:
+            raise ValueError(f"{self.name}: must be launched with blocks of exactly {self.threads} threads (its "
+                             f"block reductions are written for that many), got block {block}")
+        available = device_properties(device_index).max_shared_memory_per_block
+        if shared_memory > available:
+            raise ValueError(f"{self.name}: needs {shared_memory} bytes of shared memory per block, but "
+                             f"cuda:{device_index} allows at most {available}")
+        if emulator.is_active():
+            emulator.launch(self, grid, block, checked, shared_memory)
+            return
         function = KernelModule.load(self.file_name, device_index).function(self.name)
         if shared_memory > DEFAULT_SHARED_MEMORY_LIMIT:
             self._allow_shared_memory(function, device_index, shared_memory)
@@ -418,10 +434,6 @@ class Kernel:
     def _allow_shared_memory(self, function, device_index: int, nbytes: int) -> None:
         if self._shared_memory_set.get(device_index, 0) >= nbytes:
             return
-        available = device_properties(device_index).max_shared_memory_per_block
-        if nbytes > available:
-            raise ValueError(f"{self.name}: needs {nbytes} bytes of shared memory per block, but cuda:{device_index} "
-                             f"allows at most {available}")
         function.max_dynamic_shared_size_bytes = nbytes
         self._shared_memory_set[device_index] = nbytes
 

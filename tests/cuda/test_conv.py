@@ -326,6 +326,7 @@ def test_forward_without_bias(rng):
 
 
 @on_gpu
+@pytest.mark.slow  # minutes each in kernel emulation
 @pytest.mark.parametrize("case", ANCHORS)
 def test_anchor_shapes_match_float64(rng, case):
     check_all_passes(rng, *case)
