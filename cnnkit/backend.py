@@ -203,6 +203,16 @@ def device_of(array: Any) -> Device:
     return CPU
 
 
+def device_of_array(array: Any):
+    """A context in which ``array``'s CUDA device is the current one (CuPy's own ``cuda.Device``).
+
+    The one place where computation enters the device of its arguments: CuPy runs
+    kernels, and allocates, on the *current* device, whatever device the operands
+    live on.
+    """
+    return sys.modules["cupy"].cuda.Device(array.device.id)
+
+
 def to_device(array: Any, device: "str | Device") -> Any:
     """Return ``array`` on ``device``, copying only when it lives elsewhere."""
     device = as_device(device)

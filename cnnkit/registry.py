@@ -76,6 +76,15 @@ def lookup(name: str, on_gpu: bool) -> Callable:
         variant = _implementations.get((name, CPU))
         if variant is not None:
             return variant
+    return reference(name)
+
+
+def reference(name: str) -> Callable:
+    """The reference implementation of op ``name``: array-generic, so it runs on any device's arrays.
+
+    Checks of a kernel against the specification use this, never :func:`lookup` with
+    ``on_gpu=False``: that may return a CPU variant, which only takes NumPy arrays.
+    """
     try:
         return _implementations[(name, REFERENCE)]
     except KeyError:
@@ -83,21 +92,28 @@ def lookup(name: str, on_gpu: bool) -> Callable:
         raise KeyError(f"no implementation registered for op {name!r}; known ops: {', '.join(known)}") from None
 
 
-def _on_gpu(argument) -> bool:
-    """A CuPy array, or a list of arrays (multi-tensor ops) whose first element is one."""
+def _device_array(argument):
+    """The argument if it is a CuPy array, the first element of a list of arrays (multi-tensor ops) if that is one."""
     if isinstance(argument, (list, tuple)):
-        return bool(argument) and backend.is_cuda_array(argument[0])
-    return backend.is_cuda_array(argument)
+        argument = argument[0] if argument else None
+    return argument if backend.is_cuda_array(argument) else None
 
 
 def impl(name: str, *args, **kwargs):
     """Run op ``name`` with the implementation for the device of its array arguments.
 
     Arguments may be arrays or lists of arrays (multi-tensor ops such as optimizer
-    updates, where every list lives on one device).
+    updates, where every list lives on one device). On a GPU the op runs with the
+    device of its first GPU array made current, so arrays on ``cuda:1`` are computed
+    by device 1 (not by device 0 reading them over peer access), and whatever the
+    op allocates lands there too.
     """
-    on_gpu = any(_on_gpu(a) for a in args)
-    return lookup(name, on_gpu)(*args, **kwargs)
+    for argument in args:
+        array = _device_array(argument)
+        if array is not None:
+            with backend.device_of_array(array):
+                return lookup(name, on_gpu=True)(*args, **kwargs)
+    return lookup(name, on_gpu=False)(*args, **kwargs)
 
 
 def has_cuda_kernel(name: str) -> bool:

@@ -30,3 +30,13 @@ def test_every_python_snippet_runs(tmp_path, monkeypatch):
         except Exception as error:
             raise AssertionError(f"README python block {index} fails: {error!r}\n{block}") from error
     assert os.path.exists("digits.safetensors") and os.path.exists("filters.png")
+
+
+def test_the_first_example_validates_sensibly_from_the_first_epoch():
+    """Batch norm's moving statistics are right after one epoch: validation is close to training accuracy."""
+    first = python_blocks()[0]
+    assert "epochs=15" in first and "validation_split=0.1" in first
+    namespace: dict = {}
+    exec(compile(first.replace("epochs=15", "epochs=1"), "README.md python block 0", "exec"), namespace)
+    history = namespace["history"].history
+    assert history["val_accuracy"][0] >= history["accuracy"][0] - 0.05, history

@@ -48,7 +48,8 @@ class BenchDevice:
         self.device = backend.Device(spec)
         self.settings = settings
         self.xp = self.device.xp
-        self.clock: Clock = CudaEventClock(self.xp) if self.device.is_cuda else HostClock()
+        with self.device.activate():  # CUDA events belong to the device current when they are made
+            self.clock: Clock = CudaEventClock(self.xp) if self.device.is_cuda else HostClock()
         self._flush_buffer = None
 
     @property

@@ -168,6 +168,14 @@ class Layer:
     def from_config(cls, config: dict) -> "Layer":
         return cls(**config)
 
+    def get_state(self) -> dict:
+        """Plain data that is neither config nor weight but is saved with them (such as a count of updates)."""
+        return {}
+
+    def set_state(self, state: dict | None) -> None:
+        """Restore what ``get_state`` gave; ``None`` when the weights were set without it (``set_weights``,
+        an older checkpoint), so the layer assumes whatever fits weights from elsewhere."""
+
     # ------------------------------------------------------------ calling
     @property
     def who(self) -> str:
@@ -323,6 +331,14 @@ class Layer:
                 raise ValueError(f"{self.who}: weight {weight.name!r} has shape {weight.shape}, "
                                  f"the new value has shape {value.shape}")
             weight.data = backend.to_device(value.astype(weight.dtype), weight.device)
+        for layer in self.walk():
+            layer.set_state(None)
+
+    def walk(self) -> Iterable["Layer"]:
+        """This layer and every layer inside it, parents first."""
+        yield self
+        for layer in self.sublayers:
+            yield from layer.walk()
 
     def to(self, device: Any) -> "Layer":
         """Move every weight to ``device`` in place (the Parameter objects stay the same)."""

@@ -12,10 +12,24 @@ from .base import InputSpec, Layer, _show
 class BatchNormalization(Layer):
     """Normalises each channel: y = γ (x − μ) / sqrt(σ² + ε) + β.
 
-    In training μ and σ² are the batch's statistics over every axis but ``axis``, and
-    the moving statistics follow them: moving = moving · momentum + batch · (1 − momentum).
-    In inference (and whenever the layer is frozen with ``trainable=False``, as in
-    Keras 3) the moving statistics are used.
+    In training μ and σ² are the batch's statistics over every axis but ``axis``; in
+    inference (and whenever the layer is frozen with ``trainable=False``, as in Keras 3)
+    the moving statistics are used.
+
+    The moving statistics are Keras' exponential average corrected for its start-up
+    bias, as Adam corrects its moments. At the t-th update since the weights were
+    created (t = 1, 2, ...), with batch statistic b_t,
+
+        moving_t = moving_{t−1} + w_t · (b_t − moving_{t−1}),   w_t = (1 − momentum) / (1 − momentumᵗ)
+
+    which makes moving_t exactly the momentum-weighted average of the batch statistics
+    seen so far, Σ_i momentumᵗ⁻ⁱ b_i / Σ_i momentumᵗ⁻ⁱ, with nothing left of the
+    initial 0 and 1: after one step it is the first batch's statistic, after an epoch
+    the epoch's. As t grows w_t → 1 − momentum, Keras' (and PyTorch's, whose momentum
+    is 1 − ours) update. Statistics that come from elsewhere (``set_weights``,
+    ``load_weights`` or a checkpoint written before the count was saved) already stand
+    for many batches, so they are updated with the plain w = 1 − momentum. The count,
+    ``updates_seen``, is saved in checkpoints.
 
     Args:
         axis: the channel axis (1 for channels-first data).
@@ -40,6 +54,8 @@ class BatchNormalization(Layer):
         self.moving_variance_initializer = initializers.get(moving_variance_initializer)
         self.beta_regularizer = regularizers.get(beta_regularizer)
         self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        # updates folded into the moving statistics since they were initialised; None: unknown, many
+        self.updates_seen: int | None = 0
 
     def build(self, input_shape):
         if not -len(input_shape) <= self.axis < len(input_shape) or len(input_shape) < 2:
@@ -57,9 +73,26 @@ class BatchNormalization(Layer):
         self.input_spec = InputSpec(ndim=len(input_shape), axes={self.axis: channels})
 
     def call(self, x: Tensor, training: bool = False) -> Tensor:
-        return batch_norm(x, self.gamma, self.beta, self.moving_mean, self.moving_variance,
-                          training=training and self.trainable, momentum=self.momentum, eps=self.epsilon,
-                          axis=self.axis)
+        updating = training and self.trainable
+        y = batch_norm(x, self.gamma, self.beta, self.moving_mean, self.moving_variance, training=updating,
+                       momentum=self._update_momentum() if updating else self.momentum, eps=self.epsilon,
+                       axis=self.axis)
+        if updating and self.updates_seen is not None:
+            self.updates_seen += 1
+        return y
+
+    def _update_momentum(self) -> float:
+        """The weight of the old moving statistics in the next update: 1 − w_t of the class docstring."""
+        if self.updates_seen is None:
+            return self.momentum
+        t = self.updates_seen + 1
+        return 1 - (1 - self.momentum) / (1 - self.momentum ** t)
+
+    def get_state(self) -> dict:
+        return {} if self.updates_seen is None else {"updates_seen": self.updates_seen}
+
+    def set_state(self, state: dict | None) -> None:
+        self.updates_seen = None if not state else int(state["updates_seen"])
 
     def compute_output_shape(self, input_shape):
         return input_shape

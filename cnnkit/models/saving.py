@@ -33,26 +33,41 @@ FORMAT_VERSION = "1"
 _OPTIMIZER_PREFIX = "optimizer."
 
 
+def named_layers(layer, prefix: str = "") -> dict[str, Any]:
+    """``layer`` and every layer under it keyed by structural path (``""``, ``layers.0.``, ``block.conv.``)."""
+    found = {prefix: layer}
+    # Functional and Sequential models number their layers; layers and subclassed models use attribute names.
+    if getattr(layer, "_graph", None) is not None or hasattr(layer, "_stack"):
+        children = [(f"layers.{i}.", child) for i, child in enumerate(layer.layers)]
+    else:
+        children = [(f"{attribute}.", child) for attribute, child in layer._sublayers.items()]
+    for child_prefix, child in children:
+        found.update(named_layers(child, prefix + child_prefix))
+    return found
+
+
 def named_weights(layer, prefix: str = "") -> dict[str, Parameter]:
     """Every weight under ``layer`` keyed by its structural path, each parameter once."""
     found: dict[str, Parameter] = {}
     seen: set[int] = set()
-
-    def visit(current, path: str) -> None:
+    for path, current in named_layers(layer, prefix).items():
         for short_name, parameter in current._params.items():
             if id(parameter) not in seen:
                 seen.add(id(parameter))
                 found[path + short_name] = parameter
-        # Functional and Sequential models number their layers; layers and subclassed models use attribute names.
-        if getattr(current, "_graph", None) is not None or hasattr(current, "_stack"):
-            children = [(f"layers.{i}.", child) for i, child in enumerate(current.layers)]
-        else:
-            children = [(f"{attribute}.", child) for attribute, child in current._sublayers.items()]
-        for child_prefix, child in children:
-            visit(child, path + child_prefix)
-
-    visit(layer, prefix)
     return found
+
+
+def _layer_states(model) -> dict[str, dict]:
+    """The non-empty ``get_state()`` of every layer, by structural path."""
+    return {path: state for path, layer in named_layers(model).items() if (state := layer.get_state())}
+
+
+def _restore_layer_states(model, metadata: dict) -> None:
+    """Give every layer its saved state; a file without one (older, or not saved by this layer) gives None."""
+    states = json.loads(metadata.get("layer_states", "{}"))
+    for path, layer in named_layers(model).items():
+        layer.set_state(states.get(path))
 
 
 def atomic_write(path: "str | os.PathLike", write: Callable[[str], None]) -> Path:
@@ -114,7 +129,8 @@ def save_model(model, path: "str | os.PathLike", include_optimizer: bool = True)
     """
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "cnnkit_version": __version__,
                 "class_name": type(model).__name__, "config": json.dumps(model.get_config()),
-                "epoch": str(model.epoch), "rng_state": json.dumps(backend.get_rng_state())}
+                "epoch": str(model.epoch), "rng_state": json.dumps(backend.get_rng_state()),
+                "layer_states": json.dumps(_layer_states(model))}
     tensors = _weights_as_arrays(model)
     if model.compiled:
         metadata["compile"] = json.dumps(_compile_metadata(model))
@@ -129,7 +145,7 @@ def save_model(model, path: "str | os.PathLike", include_optimizer: bool = True)
 def save_weights(model, path: "str | os.PathLike") -> Path:
     """Save only the weights (see :meth:`load_weights`)."""
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "cnnkit_version": __version__,
-                "content": "weights"}
+                "content": "weights", "layer_states": json.dumps(_layer_states(model))}
     tensors = _weights_as_arrays(model)
     return atomic_write(path, lambda temporary: save_file(tensors, temporary, metadata=metadata))
 
@@ -178,11 +194,12 @@ def load_weights(model, path: "str | os.PathLike", strict: bool = True) -> None:
             with ``strict=False`` missing and extra weights are skipped (shapes must
             still match), for partial loading such as transfer learning.
     """
-    tensors, _ = _read(path)
+    tensors, metadata = _read(path)
     if not model.built:
         raise ValueError(f"{model.who} must be built before load_weights (call it on data or build it first)")
     arrays = {k: v for k, v in tensors.items() if not k.startswith(_OPTIMIZER_PREFIX)}
     _assign_weights(model, arrays, strict, str(path))
+    _restore_layer_states(model, metadata)
 
 
 def _rebuild(entry: dict, module, what: str) -> Any:
@@ -252,6 +269,7 @@ def restore_training_state(model, path: "str | os.PathLike", restore_rng_state: 
 def _load_training_state(model, tensors: dict, metadata: dict, source: str, restore_rng_state: bool) -> None:
     _assign_weights(model, {k: v for k, v in tensors.items() if not k.startswith(_OPTIMIZER_PREFIX)},
                     strict=True, source=source)
+    _restore_layer_states(model, metadata)
     if model.optimizer is not None and "optimizer_state" in metadata:
         _restore_optimizer(model, tensors, json.loads(metadata["optimizer_state"]))
     if restore_rng_state and "rng_state" in metadata:

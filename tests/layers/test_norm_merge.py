@@ -12,8 +12,50 @@ def test_batch_norm_normalises_in_training_and_tracks_moving_statistics(device, 
     y = layer(x, training=True).numpy()
     np.testing.assert_allclose(y.mean(axis=(0, 2, 3)), 0, atol=1e-5)
     np.testing.assert_allclose(y.var(axis=(0, 2, 3)), 1, atol=1e-2)
-    np.testing.assert_allclose(layer.moving_mean.numpy(), 0.5 * x.numpy().mean(axis=(0, 2, 3)), rtol=1e-5)
+    # the first update is bias-corrected: the moving statistics are the batch's, nothing of the initial 0 and 1
+    np.testing.assert_allclose(layer.moving_mean.numpy(), x.numpy().mean(axis=(0, 2, 3)), rtol=1e-5)
+    np.testing.assert_allclose(layer.moving_variance.numpy(), x.numpy().var(axis=(0, 2, 3)), rtol=1e-4)
     assert len(layer.trainable_weights) == 2 and len(layer.non_trainable_weights) == 2
+
+
+def _batches(rng, count):
+    return [(rng.standard_normal((6, 2, 3, 3)) * (1 + i % 3) + i % 5).astype(np.float64) for i in range(count)]
+
+
+def test_batch_norm_moving_statistics_are_the_momentum_weighted_average_of_the_batches_seen(rng):
+    momentum = 0.9
+    layer = BatchNormalization(momentum=momentum, dtype="float64")
+    batches = _batches(rng, 7)
+    for x in batches:
+        layer(x, training=True)
+    weights = momentum ** np.arange(len(batches))[::-1]           # the newest batch weighs most
+    means = np.array([x.mean(axis=(0, 2, 3)) for x in batches])
+    variances = np.array([x.var(axis=(0, 2, 3)) for x in batches])
+    np.testing.assert_allclose(layer.moving_mean.numpy(), weights @ means / weights.sum(), rtol=1e-12)
+    np.testing.assert_allclose(layer.moving_variance.numpy(), weights @ variances / weights.sum(), rtol=1e-12)
+    assert layer.updates_seen == 7
+
+
+def test_batch_norm_matches_the_keras_and_pytorch_update_after_many_steps(rng):
+    momentum = 0.9
+    layer = BatchNormalization(momentum=momentum, dtype="float64")
+    keras_mean, keras_var = np.zeros(2), np.ones(2)               # Keras' initial values and update
+    for x in _batches(rng, 400):
+        layer(x, training=True)
+        keras_mean = keras_mean * momentum + x.mean(axis=(0, 2, 3)) * (1 - momentum)
+        keras_var = keras_var * momentum + x.var(axis=(0, 2, 3)) * (1 - momentum)
+    np.testing.assert_allclose(layer.moving_mean.numpy(), keras_mean, rtol=1e-12)
+    np.testing.assert_allclose(layer.moving_variance.numpy(), keras_var, rtol=1e-12)
+    assert layer._update_momentum() == pytest.approx(momentum, abs=1e-15)
+
+
+def test_batch_norm_statistics_set_from_elsewhere_take_the_plain_keras_update(rng):
+    layer = BatchNormalization(momentum=0.5, dtype="float64")
+    layer.build_from_shape((None, 2, 3, 3))
+    layer.set_weights([np.ones(2), np.zeros(2), np.full(2, 4.0), np.full(2, 9.0)])
+    x = _batches(rng, 1)[0]
+    layer(x, training=True)
+    np.testing.assert_allclose(layer.moving_mean.numpy(), 0.5 * 4 + 0.5 * x.mean(axis=(0, 2, 3)))
 
 
 def test_batch_norm_uses_moving_statistics_in_inference_and_when_frozen(rng):

@@ -84,11 +84,11 @@ def _torch_reference(device: BenchDevice, x, gy, backward: bool) -> Figure:
 
 def _check(device: BenchDevice, x, gy, geometry, backward: bool) -> dict:
     """Our result against the reference implementation run on the same device (max pooling is exact)."""
-    forward_reference = registry.lookup("pool_forward", on_gpu=False)
+    forward_reference = registry.reference("pool_forward")
     expected, expected_saved = forward_reference(x, "max", geometry)
     value, saved = impl("pool_forward", x, "max", geometry)
     if backward:
-        expected = registry.lookup("pool_backward", on_gpu=False)(gy, expected_saved, x.shape, "max", geometry)
+        expected = registry.reference("pool_backward")(gy, expected_saved, x.shape, "max", geometry)
         value = impl("pool_backward", gy, saved, x.shape, "max", geometry)
     mismatches = int((value != expected).sum())
     return {"name": "elements differing from the reference implementation", "mismatches": mismatches,

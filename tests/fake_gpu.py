@@ -1,0 +1,183 @@
+"""A fake device layer: NumPy arrays that pass for CuPy arrays on a chosen GPU, and a CuPy
+stand-in that records which device was current when work, events and streams were made.
+
+With the ``fake_gpu`` fixture, ``cnnkit.backend`` sees :class:`FakeDeviceArray` as CuPy
+arrays and a machine with ``GPU_COUNT`` GPUs; the array-generic references run on them
+through NumPy. No kernel is compiled or launched (those go through
+``tests/cuda/launch_recorder.py``). ``FakeCupy.current`` is the index of the current
+device, moved by ``cupy.cuda.Device(i)`` used as a context, as in CuPy.
+"""
+from __future__ import annotations
+
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from cnnkit import backend, registry
+from tests.cuda.launch_recorder import FakeCudaArray, _FakeCupy
+
+GPU_COUNT = 2
+
+
+class FakeDeviceArray(FakeCudaArray):
+    """A NumPy array that passes for a CuPy array on device ``device_index``."""
+
+    device_index = 0
+
+    def __array_finalize__(self, obj):
+        self.device_index = getattr(obj, "device_index", 0)
+
+    @property
+    def device(self):
+        return SimpleNamespace(id=self.device_index)
+
+
+def on_device(array, index: int = 0, dtype=None) -> FakeDeviceArray:
+    fake = np.array(array, dtype=dtype).view(FakeDeviceArray)
+    fake.device_index = index
+    return fake
+
+
+class FakeCuda:
+    """``cupy.cuda``: a device context that moves ``current``, events and streams that remember their device."""
+
+    def __init__(self):
+        self.current = 0
+        self.events, self.streams = [], []
+        owner = self
+
+        class Device:
+            def __init__(self, index=None):
+                self.id = owner.current if index is None else int(index)
+
+            def __enter__(self):
+                self._previous, owner.current = owner.current, self.id
+                return self
+
+            def __exit__(self, *exc):
+                owner.current = self._previous
+                return False
+
+            def synchronize(self):
+                pass
+
+        class Event:
+            def __init__(self, *args, **kwargs):
+                self.device = owner.current
+                self.recorded_on = None
+                owner.events.append(self)
+
+            def record(self, stream=None):
+                self.recorded_on = stream
+
+            def synchronize(self):
+                pass
+
+        class Stream:
+            def __init__(self, non_blocking=False):
+                self.device = owner.current
+                self.waited_for = []
+                owner.streams.append(self)
+
+            def wait_event(self, event):
+                self.waited_for.append(event)
+
+            def synchronize(self):
+                pass
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                return False
+
+        self.Device, self.Event, self.Stream = Device, Event, Stream
+        self.null_stream = Stream()
+        self.runtime = SimpleNamespace(getDeviceCount=lambda: GPU_COUNT, getDevice=lambda: owner.current)
+
+    def get_current_stream(self):
+        return self.null_stream
+
+    def get_elapsed_time(self, start, end):
+        return 1.0
+
+
+class FakeCupy(_FakeCupy):
+    """CuPy with a :class:`FakeCuda` and arrays made on the current device; the rest is NumPy."""
+
+    ndarray = FakeCudaArray
+
+    def __init__(self):
+        self.cuda = FakeCuda()
+        outer = self
+
+        class RandomState:
+            def __init__(self, seed):
+                self.generator = np.random.default_rng(seed)
+
+            def standard_normal(self, shape, dtype=np.float64):
+                return outer.asarray(self.generator.standard_normal(shape, dtype=dtype))
+
+            def randint(self, low, high, size, dtype=np.int64):
+                return outer.asarray(self.generator.integers(low, high, size=size, dtype=dtype))
+
+        self.random = SimpleNamespace(RandomState=RandomState)
+
+    @property
+    def current(self) -> int:
+        return self.cuda.current
+
+    def asarray(self, a, dtype=None):
+        if isinstance(a, FakeDeviceArray) and a.device_index == self.current and dtype in (None, a.dtype):
+            return a
+        return on_device(a, self.current, dtype)
+
+    def ascontiguousarray(self, a, dtype=None):
+        return on_device(np.ascontiguousarray(a, dtype=dtype), self.current)
+
+    def empty(self, shape, dtype=float):
+        return on_device(np.empty(shape, dtype=dtype), self.current)
+
+    def empty_like(self, a, dtype=None):
+        return self.empty(a.shape, a.dtype if dtype is None else dtype)
+
+    def full(self, shape, value, dtype=None):
+        return on_device(np.full(shape, value, dtype=dtype), self.current)
+
+    def get_default_memory_pool(self):
+        return SimpleNamespace(free_all_blocks=lambda: None)
+
+
+def _refusing_device_arrays(variant):
+    """A CPU variant that, like NumPy code handed a CuPy array, refuses device arrays."""
+
+    def refuse(*args, **kwargs):
+        for argument in args:
+            if isinstance(argument, FakeCudaArray):
+                raise TypeError(f"{variant.__qualname__} got a device array: implicit conversion to a NumPy "
+                                "array is not allowed (what CuPy says)")
+        return variant(*args, **kwargs)
+
+    return refuse
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch) -> FakeCupy:
+    """Install a :class:`FakeCupy` with ``GPU_COUNT`` GPUs as CuPy for the test; the CUDA kernels stay off.
+
+    The CPU variants of the registry refuse fake device arrays, as they would fail on CuPy ones.
+    """
+    registry._load_cpu_variants()
+    for key, variant in list(registry._implementations.items()):
+        if key[1] == registry.CPU:
+            monkeypatch.setitem(registry._implementations, key, _refusing_device_arrays(variant))
+    cupy = FakeCupy()
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    monkeypatch.setattr(backend, "_cupy_module", cupy)
+    monkeypatch.setattr(backend, "cupy", lambda: cupy)
+    monkeypatch.setattr(backend, "is_cuda_array", lambda a: isinstance(a, FakeCudaArray))
+    monkeypatch.setattr(backend, "cuda_device_count", lambda: GPU_COUNT)
+    monkeypatch.setattr(registry, "_cuda_kernels_enabled", False)
+    return cupy
