@@ -210,7 +210,7 @@ def device_of_array(array: Any):
     kernels, and allocates, on the *current* device, whatever device the operands
     live on.
     """
-    return sys.modules["cupy"].cuda.Device(array.device.id)
+    return get_array_module(array).cuda.Device(array.device.id)
 
 
 def to_device(array: Any, device: "str | Device") -> Any:
