@@ -201,6 +201,22 @@ class Tensor:
     def zero_grad(self) -> None:
         self.grad = None
 
+    def register_post_accumulate_grad_hook(self, hook) -> "HookHandle":
+        """Call ``hook(tensor)`` once per backward pass, when this leaf's ``.grad`` is complete.
+
+        As PyTorch's hook of the same name: data-parallel training uses it to start
+        reducing a parameter's gradient while backward still runs for earlier layers.
+        Returns a handle whose ``remove()`` unregisters the hook.
+        """
+        if self.creator is not None:
+            raise RuntimeError("register_post_accumulate_grad_hook: only leaf tensors (parameters) accumulate "
+                               "gradients; this tensor is the result of an operation")
+        if id(self) not in _post_accumulate_hooks:
+            # Ids are reused after a tensor dies: its hooks must go with it.
+            weakref.finalize(self, _post_accumulate_hooks.pop, id(self), None)
+        _post_accumulate_hooks.setdefault(id(self), []).append(hook)
+        return HookHandle(self, hook)
+
     # ------------------------------------------------------------ backward
     def backward(self, grad: Any = None) -> None:
         """Accumulate d(self)/d(leaf) into the ``.grad`` of every leaf that requires grad.
@@ -223,6 +239,7 @@ class Tensor:
                 raise ValueError(f"backward(grad=...) must have the tensor's shape {self.shape}, got {grad.shape}")
         if self.creator is None:
             self._accumulate_grad(grad)
+            _run_post_accumulate_hooks(self)
             return
         if self.retains_grad:
             self._accumulate_grad(grad)
@@ -415,8 +432,67 @@ class Function:
         return self.generation > other.generation
 
 
+class HookHandle:
+    """Returned by :meth:`Tensor.register_post_accumulate_grad_hook`; ``remove()`` unregisters the hook."""
+
+    def __init__(self, tensor: Tensor, hook):
+        self._key = id(tensor)
+        self._hook = hook
+
+    def remove(self) -> None:
+        hooks = _post_accumulate_hooks.get(self._key, [])
+        if self._hook in hooks:
+            hooks.remove(self._hook)
+        if not hooks:
+            _post_accumulate_hooks.pop(self._key, None)
+
+
+# Post-accumulate hooks by id of their leaf tensor; kept outside Tensor so that tensors without
+# hooks (nearly all) pay nothing for them.
+_post_accumulate_hooks: dict[int, list] = {}
+
+
+def _run_post_accumulate_hooks(leaf: Tensor) -> None:
+    for hook in list(_post_accumulate_hooks.get(id(leaf), ())):
+        hook(leaf)
+
+
+def _hooked_leaf_uses(root: Tensor) -> dict[int, list]:
+    """For each hooked leaf under ``root``: ``[leaf, number of graph edges that can bring it a gradient]``."""
+    uses: dict[int, list] = {}
+    seen = {id(root.creator)}
+    stack = [root.creator]
+    while stack:
+        function = stack.pop()
+        for x, needed in zip(function.inputs, function.needs_grad):
+            if not needed:
+                continue
+            if x.creator is None:
+                if id(x) in _post_accumulate_hooks:
+                    uses.setdefault(id(x), [x, 0])[1] += 1
+            elif id(x.creator) not in seen:
+                seen.add(id(x.creator))
+                stack.append(x.creator)
+    return uses
+
+
+def _use_done(x: Tensor, uses: dict[int, list]) -> None:
+    """One edge into hooked leaf ``x`` has delivered (or skipped) its gradient; run its hooks after the last."""
+    entry = uses.get(id(x))
+    if entry is not None:
+        entry[1] -= 1
+        if entry[1] == 0:
+            del uses[id(x)]
+            _run_post_accumulate_hooks(x)
+
+
 def _run_backward(root: Tensor, root_grad) -> None:
-    """Reverse pass from ``root``: each function runs once, after all its output grads arrived."""
+    """Reverse pass from ``root``: each function runs once, after all its output grads arrived.
+
+    Hooked leaves (see :meth:`Tensor.register_post_accumulate_grad_hook`) are counted first,
+    so each one's hooks run as soon as the last function that feeds it has run.
+    """
+    uses = _hooked_leaf_uses(root) if _post_accumulate_hooks else {}
     pending = {id(root): root_grad}   # summed gradients of non-leaf tensors, by tensor id
     queue: list = []
     queued: set = set()
@@ -444,6 +520,8 @@ def _run_backward(root: Tensor, root_grad) -> None:
             raise RuntimeError(f"{type(function).__name__}.backward returned {len(gxs)} gradients "
                                f"for {len(function.inputs)} inputs")
         for x, gx, needed in zip(function.inputs, gxs, function.needs_grad):
+            if needed and gx is None and x.creator is None:
+                _use_done(x, uses)
             if not needed or gx is None:
                 continue
             if gx.shape != x.shape:
@@ -455,12 +533,16 @@ def _run_backward(root: Tensor, root_grad) -> None:
                 gx = gx.astype(x.dtype)
             if x.creator is None:
                 x._accumulate_grad(gx)
+                _use_done(x, uses)
                 continue
             if x.retains_grad:
                 x._accumulate_grad(gx)
             previous = pending.get(id(x))
             pending[id(x)] = gx if previous is None else previous + gx
             enqueue(x.creator)
+    # Leaves under a branch that produced no gradient were not reached through all their uses.
+    for leaf, _ in list(uses.values()):
+        _run_post_accumulate_hooks(leaf)
 
 
 def _check_unmodified(function: Function) -> None:

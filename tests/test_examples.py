@@ -27,13 +27,19 @@ def run_example(name: str, *arguments: str, cwd=None) -> str:
 
 def test_every_example_is_covered_here():
     covered = {"digits_cnn.py", "fashion_mnist_cnn.py", "playground_mlp.py", "keras_tutorial.py",
-               "filters_demo.py", "explain_demo.py", "transfer_learning.py"}
+               "filters_demo.py", "explain_demo.py", "transfer_learning.py", "distributed_mpi.py"}
     assert {p.name for p in EXAMPLES.glob("*.py")} <= covered
 
 
 def test_digits_cnn():
     output = run_example("digits_cnn.py")
     assert "test accuracy" in output and "predictions match" in output
+
+
+def test_distributed_mpi_runs_as_a_world_of_one():
+    pytest.importorskip("mpi4py", reason="the dist extra (mpi4py) is not installed")
+    output = run_example("distributed_mpi.py")  # 2 ranks under mpirun: tests/distributed
+    assert "1 rank(s)" in output and "test accuracy" in output
 
 
 def test_playground_mlp_writes_its_plot(tmp_path):

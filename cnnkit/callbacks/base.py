@@ -16,7 +16,13 @@ class Callback:
     of floats: per batch the running ``loss``; per epoch the loss and metrics, with
     ``val_`` versions when there is validation data. A callback stops training by
     setting ``self.model.stop_training = True``.
+
+    In data-parallel training (``fit(distributed=True)``) every rank runs the
+    callbacks with the same global logs; those with ``main_process_only = True``
+    (the ones that print or write files) run on rank 0 only.
     """
+
+    main_process_only = False
 
     def __init__(self):
         self.model = None
@@ -89,6 +95,8 @@ def format_logs(logs: dict) -> str:
 
 class ProgressBar(Callback):
     """A tqdm bar per epoch on a terminal (verbose=1); otherwise one line per epoch (verbose ≥ 1)."""
+
+    main_process_only = True
 
     def __init__(self, verbose: int = 1, stream: Any = None):
         super().__init__()

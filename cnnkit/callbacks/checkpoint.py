@@ -47,6 +47,8 @@ class ModelCheckpoint(Callback):
         saved: the paths written, in order.
     """
 
+    main_process_only = True  # writes files: rank 0 only in distributed training
+
     def __init__(self, filepath: "str | os.PathLike", monitor: str = "val_loss", save_best_only: bool = False,
                  save_weights_only: bool = False, mode: str = "auto", save_freq: "str | int" = "epoch",
                  verbose: int = 0):
@@ -154,6 +156,8 @@ class BackupAndRestore(Callback):
         resumed_from: the epochs completed in the backup this run resumed from; None
             when it started afresh.
     """
+
+    main_process_only = True  # writes files: rank 0 only in distributed training
 
     FILE_NAME = "backup.safetensors"
 

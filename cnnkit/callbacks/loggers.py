@@ -25,6 +25,8 @@ class CSVLogger(Callback):
             overwriting it, e.g. when resuming training.
     """
 
+    main_process_only = True  # writes files: rank 0 only in distributed training
+
     def __init__(self, filename: "str | os.PathLike", separator: str = ",", append: bool = False):
         super().__init__()
         if not isinstance(filename, (str, os.PathLike)):

@@ -86,6 +86,8 @@ class RunTracker(Callback):
         run_dir: the folder of the current (or last) run.
     """
 
+    main_process_only = True  # writes files: rank 0 only in distributed training
+
     def __init__(self, root: "str | os.PathLike" = "runs", name: str | None = None, config: dict | None = None):
         super().__init__()
         if not isinstance(root, (str, os.PathLike)):

@@ -81,6 +81,9 @@ class DataLoader:
             The results are the same either way: the transform, which draws from
             the global generator, always runs in the iterating thread.
         seed: seed of the loader's own shuffling generator; ``None`` uses the global one.
+        sampler: where the order comes from instead of ``shuffle``: an object with
+            ``__len__`` whose iteration yields the sample indices of one epoch, such as
+            :class:`cnnkit.distributed.DistributedSampler` (as in PyTorch).
 
     Yields:
         A tuple of Tensors per batch, one per array of the dataset, with the
@@ -89,7 +92,7 @@ class DataLoader:
 
     def __init__(self, dataset_or_arrays: Any, batch_size: int = 32, shuffle: bool = True,
                  drop_last: bool = False, device: Any = None, transform: Callable | None = None,
-                 prefetch: int = 0, seed: int | None = None):
+                 prefetch: int = 0, seed: int | None = None, sampler: Any = None):
         self.dataset = _as_dataset(dataset_or_arrays)
         self.batch_size = _check_int("batch_size", batch_size, 1)
         self.shuffle = _check_bool("shuffle", shuffle)
@@ -103,10 +106,14 @@ class DataLoader:
             seed = _check_int("seed", seed, 0)
         self.seed = seed
         self._generator = None if seed is None else np.random.default_rng(seed)
+        if sampler is not None and (shuffle or not hasattr(sampler, "__len__") or not hasattr(sampler, "__iter__")):
+            raise ValueError(f"DataLoader: sampler must be an iterable of indices with a length, and it replaces "
+                             f"shuffle (pass shuffle=False); got sampler={sampler!r}, shuffle={shuffle!r}")
+        self.sampler = sampler
 
     def __len__(self) -> int:
         """The number of batches in one epoch."""
-        n = len(self.dataset)
+        n = len(self.dataset) if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple]:
@@ -121,6 +128,8 @@ class DataLoader:
                 yield self._finish(arrays)
 
     def _epoch_order(self) -> np.ndarray:
+        if self.sampler is not None:
+            return np.fromiter(self.sampler, dtype=np.int64, count=len(self.sampler))
         n = len(self.dataset)
         if not self.shuffle:
             return np.arange(n)

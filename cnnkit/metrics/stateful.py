@@ -46,6 +46,15 @@ class Metric:
         """Forget all batches (called at the start of every epoch)."""
         raise NotImplementedError(f"{type(self).__name__} must implement reset_state")
 
+    def merge_state(self, metrics: list["Metric"]) -> None:
+        """Add the states of ``metrics`` (of this class) to this one's, as if their batches had come here.
+
+        Data-parallel training combines the metric of every rank this way, so that each
+        reports the figure over the whole epoch.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement merge_state(metrics) to be combined "
+                                  f"across ranks in distributed training")
+
     @property
     def is_scalar(self) -> bool:
         """Whether ``result()`` is one float, so that it can be logged per epoch."""
@@ -104,6 +113,11 @@ class Mean(Metric):
     def result(self) -> float:
         return self.total / self.count if self.count else 0.0
 
+    def merge_state(self, metrics: list[Metric]) -> None:
+        for other in metrics:
+            self.total += other.total
+            self.count += other.count
+
 
 class MeanMetricWrapper(Metric):
     """A plain function ``fn(y_true, y_pred) -> number`` averaged over an epoch.
@@ -134,6 +148,9 @@ class MeanMetricWrapper(Metric):
 
     def result(self) -> float:
         return self.mean.result()
+
+    def merge_state(self, metrics: list[Metric]) -> None:
+        self.mean.merge_state([other.mean for other in metrics])
 
     def get_config(self) -> dict:
         return {"fn": custom_objects.serialize(self.fn, "metric function"), "name": self.name}
@@ -186,6 +203,11 @@ class _MatchCounter(Metric):
 
     def result(self) -> float:
         return self.matches / self.count if self.count else 0.0
+
+    def merge_state(self, metrics: list[Metric]) -> None:
+        for other in metrics:
+            self.matches += other.matches
+            self.count += other.count
 
     def _add(self, matches: np.ndarray) -> None:
         self.matches += int(matches.sum())
@@ -316,12 +338,20 @@ class ConfusionMatrix(Metric):
         where = self._where()
         true, pred, num_classes = F.class_predictions(F.to_host(y_true, where, "y_true"),
                                                       F.to_host(y_pred, where, "y_pred"), where, self.num_classes)
-        size = max(num_classes, len(self.matrix))
+        self._grow(num_classes)
+        self.matrix[:num_classes, :num_classes] += F.confusion_from_labels(true, pred, num_classes)
+
+    def _grow(self, size: int) -> None:
         if size > len(self.matrix):
             grown = np.zeros((size, size), dtype=np.int64)
             grown[:len(self.matrix), :len(self.matrix)] = self.matrix
             self.matrix = grown
-        self.matrix[:num_classes, :num_classes] += F.confusion_from_labels(true, pred, num_classes)
+
+    def merge_state(self, metrics: list[Metric]) -> None:
+        for other in metrics:
+            size = len(other.matrix)
+            self._grow(size)
+            self.matrix[:size, :size] += other.matrix
 
     def result(self) -> np.ndarray:
         return self.matrix.copy()
@@ -428,6 +458,11 @@ class AUC(Metric):
                              f"of shape (N, {', '.join(map(str, self.scores[0].shape[1:]))})")
         self.labels.append(y_true)
         self.scores.append(y_pred)
+
+    def merge_state(self, metrics: list[Metric]) -> None:
+        for other in metrics:
+            self.labels.extend(other.labels)
+            self.scores.extend(other.scores)
 
     def result(self) -> float | np.ndarray:
         if not self.scores:

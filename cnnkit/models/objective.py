@@ -136,10 +136,14 @@ class Objective:
             for metric in group:
                 metric.update_state(target, prediction)
 
-    def metric_logs(self, prefix: str = "") -> dict:
-        """The scalar metrics' results, keyed as the training loop logs them."""
+    def metric_logs(self, prefix: str = "", output_metrics: list | None = None) -> dict:
+        """The scalar metrics' results, keyed as the training loop logs them.
+
+        ``output_metrics`` replaces :attr:`output_metrics` (data-parallel training passes
+        copies that hold every rank's state).
+        """
         logs = {}
-        for i, group in enumerate(self.output_metrics):
+        for i, group in enumerate(self.output_metrics if output_metrics is None else output_metrics):
             output_prefix = prefix if self.names is None else f"{prefix}{self.names[i]}_"
             logs.update({output_prefix + m.name: float(m.result()) for m in group if m.is_scalar})
         return logs

@@ -17,6 +17,7 @@ from .. import metrics as metrics_module
 from ..autograd import Tensor, no_grad
 from ..callbacks.base import CallbackList, History, ProgressBar, format_logs
 from ..data import DataLoader
+from ..distributed import strategy as distribution
 from .feed import Batches, make_batches, sample_count, take
 from .objective import Objective
 
@@ -88,14 +89,18 @@ def _compute_loss(model, x: Any, y: Any, training: bool):
     return loss, parts, y_pred
 
 
-def _train_batch(model, params: list, x: Any, y: Any):
-    """One step on ``params`` (the trainable weights, gathered once per epoch); the loss includes their penalties."""
+def _train_batch(model, params: list, x: Any, y: Any, strategy=distribution.LOCAL):
+    """One step on ``params`` (the trainable weights, gathered once per epoch); the loss includes their penalties.
+
+    ``strategy`` averages the gradients over ranks in data-parallel training.
+    """
     loss, parts, y_pred = _compute_loss(model, x, y, training=True)
     penalty = regularizers.penalty(params)
     if penalty is not None:
         loss = loss + penalty
     model.optimizer.zero_grad(params)
     loss.backward()
+    strategy.reduce_gradients(params)
     model.optimizer.step(params)
     return loss, parts, y_pred
 
@@ -115,8 +120,10 @@ class _LossMeans:
             self.means.setdefault(key, metrics_module.Mean(name=key)).update_state(value.item(),
                                                                                     sample_weight=batch_size)
 
-    def logs(self, prefix: str = "") -> dict:
-        return {prefix + key: float(mean.result()) for key, mean in self.means.items()}
+    def logs(self, prefix: str = "", strategy=distribution.LOCAL) -> dict:
+        """The means; with a data-parallel ``strategy``, over the samples of every rank."""
+        (means,) = strategy.combined([list(self.means.values())])
+        return {prefix + mean.name: float(mean.result()) for mean in means}
 
 
 def _batch_size(x: Any) -> int:
@@ -127,7 +134,7 @@ def _batch_size(x: Any) -> int:
 
 def fit(model, x: Any = None, y: Any = None, batch_size: int = 32, epochs: int = 1, verbose: int = 1,
         callbacks: Sequence[Any] | None = None, validation_split: float = 0.0, validation_data: Any = None,
-        shuffle: bool = True, initial_epoch: int = 0, device: Any = None) -> History:
+        shuffle: bool = True, initial_epoch: int = 0, device: Any = None, distributed: Any = False) -> History:
     """Train for ``epochs`` passes over the data; returns a :class:`~cnnkit.callbacks.History`.
 
     Args:
@@ -144,11 +151,13 @@ def fit(model, x: Any = None, y: Any = None, batch_size: int = 32, epochs: int =
         shuffle: reshuffle the training data every epoch (seeded by ``cnnkit.manual_seed``).
         initial_epoch: epoch to start from (to resume training).
         device: move the model there first (``"cuda"``, ``"cpu"``); batches follow the model.
+        distributed: ``True`` (or a :class:`cnnkit.distributed.DataParallel`) trains
+            data-parallel on every rank of an ``mpirun`` job; ``batch_size`` is then per rank.
     """
     caller = f"{model.who}.fit"
     _require_compiled(model, "fit")
-    if device is not None:
-        model.to(device)
+    strategy = distribution.resolve(distributed)
+    strategy.place(model, device)
     if not isinstance(epochs, int) or epochs < 0 or not isinstance(initial_epoch, int) or initial_epoch < 0:
         raise ValueError(f"{caller}: epochs and initial_epoch must be non-negative ints, "
                          f"got epochs={epochs!r}, initial_epoch={initial_epoch!r}")
@@ -156,38 +165,49 @@ def fit(model, x: Any = None, y: Any = None, batch_size: int = 32, epochs: int =
         if validation_data is not None:
             raise ValueError(f"{caller}: give validation_split or validation_data, not both")
         (x, y), validation_data = _split_validation(model, x, y, validation_split, caller)
-    train_batches = make_batches(model, x, y, batch_size, shuffle, caller, targets=True, scan_finite=True)
+    train_batches = strategy.shard(make_batches(model, x, y, batch_size, shuffle, caller, targets=True,
+                                                scan_finite=True), training=True)
     val_batches = None
     if validation_data is not None:
         val_x, val_y = (validation_data, None) if isinstance(validation_data, DataLoader) else validation_data
-        val_batches = make_batches(model, val_x, val_y, batch_size, False, f"{caller} (validation_data)",
-                                   targets=True, scan_finite=True)
+        val_batches = strategy.shard(make_batches(model, val_x, val_y, batch_size, False,
+                                                  f"{caller} (validation_data)", targets=True, scan_finite=True),
+                                     training=False)
     _ensure_built(model, train_batches)
 
     history = History()
     progress = ProgressBar(verbose) if verbose else None
     # History after the user's callbacks, so keys they add to the logs (such as "lr") are recorded.
-    callback_list = CallbackList([*(callbacks or []), history, *([progress] if progress else [])], model,
+    callback_list = CallbackList(strategy.callbacks([*(callbacks or []), history, *([progress] if progress else [])]),
+                                 model,
                                  {"epochs": epochs, "steps": len(train_batches), "batch_size": batch_size,
                                   "verbose": verbose})
     model.stop_training = False
     model.history = history
     model.initial_epoch = initial_epoch  # a callback may move it in on_train_begin (BackupAndRestore resumes)
     callback_list.on_train_begin()
-    for epoch in range(model.initial_epoch, epochs):
-        if model.stop_training:
-            break
-        callback_list.on_epoch_begin(epoch)
-        logs = _run_epoch(model, train_batches, callback_list)
-        if val_batches is not None and not model.stop_training:
-            logs.update(_evaluate_batches(model, val_batches, prefix="val_"))
-        model.epoch = epoch + 1
-        callback_list.on_epoch_end(epoch, logs)
+    strategy.begin(model)  # after on_train_begin: a backup restored on rank 0 reaches every rank
+    try:
+        for epoch in range(model.initial_epoch, epochs):
+            if model.stop_training:
+                break
+            callback_list.on_epoch_begin(epoch)
+            logs = _run_epoch(model, train_batches, callback_list, strategy)
+            if val_batches is not None and not model.stop_training:
+                logs.update(_evaluate_batches(model, val_batches, prefix="val_", strategy=strategy))
+            model.epoch = epoch + 1
+            callback_list.on_epoch_end(epoch, logs)
+    finally:
+        strategy.end()
     callback_list.on_train_end()
     return history
 
 
-def _run_epoch(model, batches: Batches, callback_list: CallbackList) -> dict:
+def _metric_logs(objective: Objective, strategy, prefix: str = "") -> dict:
+    return objective.metric_logs(prefix, strategy.combined(objective.output_metrics))
+
+
+def _run_epoch(model, batches: Batches, callback_list: CallbackList, strategy=distribution.LOCAL) -> dict:
     params = model.trainable_weights
     objective = model.objective
     loss_means = _LossMeans()
@@ -195,23 +215,24 @@ def _run_epoch(model, batches: Batches, callback_list: CallbackList) -> dict:
     refreshed = time.perf_counter()
     for step, (x, y) in enumerate(batches):
         callback_list.on_train_batch_begin(step)
-        loss, parts, y_pred = _train_batch(model, params, x, y)
+        loss, parts, y_pred = _train_batch(model, params, x, y, strategy)
+        loss, parts = strategy.global_losses(loss, parts)
         loss_means.update(loss, parts, _batch_size(x))
         objective.update_metrics(y, _detached(y_pred))
         batch_logs = loss_means.logs()
         now = time.perf_counter()
-        if now - refreshed >= _METRIC_REFRESH_SECONDS:
+        if strategy.agree(now - refreshed >= _METRIC_REFRESH_SECONDS):  # every rank reports at the same steps
             refreshed = now
-            batch_logs.update(objective.metric_logs())
+            batch_logs.update(_metric_logs(objective, strategy))
         callback_list.on_train_batch_end(step, batch_logs)
         if model.stop_training:
             break
-    return {**loss_means.logs(), **objective.metric_logs()}
+    return {**loss_means.logs(), **_metric_logs(objective, strategy)}
 
 
 # ---------------------------------------------------------------- evaluate / predict
 
-def _evaluate_batches(model, batches: Batches, prefix: str = "") -> dict:
+def _evaluate_batches(model, batches: Batches, prefix: str = "", strategy=distribution.LOCAL) -> dict:
     loss_means = _LossMeans()
     model.objective.reset_metrics()
     with no_grad():
@@ -219,7 +240,7 @@ def _evaluate_batches(model, batches: Batches, prefix: str = "") -> dict:
             loss, parts, y_pred = _compute_loss(model, x, y, training=False)
             loss_means.update(loss, parts, _batch_size(x))
             model.objective.update_metrics(y, y_pred)
-    return {**loss_means.logs(prefix), **model.objective.metric_logs(prefix)}
+    return {**loss_means.logs(prefix, strategy), **_metric_logs(model.objective, strategy, prefix)}
 
 
 def _as_result(logs: dict, return_dict: bool):
@@ -231,42 +252,48 @@ def _as_result(logs: dict, return_dict: bool):
 
 
 def evaluate(model, x: Any = None, y: Any = None, batch_size: int = 32, verbose: int = 1,
-             return_dict: bool = False):
+             return_dict: bool = False, distributed: Any = False):
     """Loss and metrics on ``(x, y)`` in inference mode.
+
+    With ``distributed`` (as in :func:`fit`), each rank evaluates its shard and every
+    rank returns the figures over all the samples.
 
     Returns:
         A dict with ``return_dict``; otherwise the loss alone when there are no metrics,
         else ``[loss, (output losses), metric_1, ...]`` in ``compile`` order, as Keras does.
     """
     _require_compiled(model, "evaluate")
-    batches = make_batches(model, x, y, batch_size, False, f"{model.who}.evaluate", targets=True,
-                           scan_finite=False)
+    strategy = distribution.resolve(distributed)
+    batches = strategy.shard(make_batches(model, x, y, batch_size, False, f"{model.who}.evaluate", targets=True,
+                                          scan_finite=False), training=False)
     started = time.perf_counter()
-    logs = _evaluate_batches(model, batches)
-    if verbose:
+    logs = _evaluate_batches(model, batches, strategy=strategy)
+    if verbose and strategy.is_main_process:
         print(f"evaluate - {time.perf_counter() - started:.1f}s - {format_logs(logs)}", flush=True)
     return _as_result(logs, return_dict)
 
 
-def predict(model, x: Any, batch_size: int = 32, verbose: int = 0) -> np.ndarray:
+def predict(model, x: Any, batch_size: int = 32, verbose: int = 0, distributed: Any = False) -> np.ndarray:
     """Outputs for ``x`` in inference mode, batched, as a NumPy array (a list of them for several outputs).
 
-    ``x`` may also be a DataLoader; targets it yields are ignored.
+    ``x`` may also be a DataLoader; targets it yields are ignored. With ``distributed``
+    (as in :func:`fit`), each rank predicts its shard and every rank returns all the outputs.
     """
-    batches = make_batches(model, x, None, batch_size, False, f"{model.who}.predict", targets=False,
-                           scan_finite=False)
+    strategy = distribution.resolve(distributed)
+    batches = strategy.shard(make_batches(model, x, None, batch_size, False, f"{model.who}.predict",
+                                          targets=False, scan_finite=False), training=False)
     outputs: list = []
     with no_grad():
         for inputs, _ in batches:
             y = model(inputs, training=False)
             outputs.append([t.numpy() for t in y] if isinstance(y, list) else y.numpy())
-    if verbose:
+    if verbose and strategy.is_main_process:
         print(f"predict - {len(outputs)} batches", flush=True)
     if not outputs:
         raise ValueError(f"{model.who}.predict: the data yielded no batches")
     if isinstance(outputs[0], list):
-        return [np.concatenate(column) for column in zip(*outputs)]
-    return np.concatenate(outputs)
+        return strategy.gather_predictions([np.concatenate(column) for column in zip(*outputs)], batches)
+    return strategy.gather_predictions(np.concatenate(outputs), batches)
 
 
 def _whole_batch(model, x: Any, y: Any, caller: str) -> tuple:
