@@ -67,23 +67,45 @@ def kernel_files() -> list[str]:
     return sorted(path.name for path in kernel_source_dir().glob("*.cu"))
 
 
-def check_self_contained(file_name: str, source: str) -> None:
-    """Reject ``#include "..."``: CuPy's cache key hashes the source text, not the headers it includes."""
-    match = re.search(r'^\s*#\s*include\s*"([^"]*)"', source, re.MULTILINE)
-    if match:
-        raise ValueError(f"{file_name}: kernel sources must be self-contained, but it includes {match.group(1)!r}; "
-                         f"an edited header would not invalidate CuPy's kernel cache, so inline it")
+_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*"([^"]*)"[ \t]*$', re.MULTILINE)
+
+
+def expand_includes(file_name: str, source: str, headers: dict[str, str]) -> str:
+    """``source`` with each ``#include "header"`` of a kernels/ header replaced by the header's text.
+
+    CuPy's cache key hashes the source string, not the headers NVRTC would pull in: with the
+    text inlined, editing a header recompiles every kernel that includes it. ``#line``
+    directives keep compiler messages pointing at the right file and line.
+
+    Args:
+        headers: the text of every header in kernels/ by file name.
+
+    Raises:
+        ValueError: an include of a file that is not a kernels/ header.
+    """
+    def inline(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in headers:
+            raise ValueError(f"{file_name}: includes {name!r}, which is not a header in kernels/ "
+                             f"({', '.join(sorted(headers)) or 'none'}); kernels include only those")
+        line = source.count("\n", 0, match.end()) + 2
+        return f'#line 1 "{name}"\n{headers[name]}\n#line {line} "{file_name}"'
+
+    return _INCLUDE.sub(inline, source)
+
+
+def kernel_headers() -> dict[str, str]:
+    """The text of every ``kernels/*.cuh`` header by file name."""
+    return {path.name: path.read_text() for path in sorted(kernel_source_dir().glob("*.cuh"))}
 
 
 def read_kernel_source(file_name: str) -> str:
-    """The text of ``kernels/<file_name>``, checked to be self-contained."""
+    """The text of ``kernels/<file_name>`` with its kernels/ headers inlined (:func:`expand_includes`)."""
     path = kernel_source_dir() / file_name
     if not path.is_file():
         raise FileNotFoundError(f"kernel source {file_name!r} not found in {path.parent}; "
                                 f"available: {', '.join(kernel_files()) or 'none'}")
-    source = path.read_text()
-    check_self_contained(file_name, source)
-    return source
+    return expand_includes(file_name, path.read_text(), kernel_headers())
 
 
 @contextmanager

@@ -3,6 +3,7 @@
 The checks look only at array metadata, so stand-in "device arrays" built from NumPy
 arrays exercise every message without a GPU.
 """
+import re
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -183,10 +184,17 @@ def test_source_finder_finds_the_gemm_kernels():
         launcher.read_kernel_source("nope.cu")
 
 
-def test_sources_must_be_self_contained():
-    launcher.check_self_contained("ok.cu", "#include <cuda_fp16.h>\nextern \"C\" __global__ void k() {}\n")
-    with pytest.raises(ValueError, match=r"bad.cu: kernel sources must be self-contained, but it includes 'common.cuh'"):
-        launcher.check_self_contained("bad.cu", '  #include "common.cuh"\n')
+def test_kernel_headers_are_inlined_so_that_the_cache_key_covers_them():
+    headers = {"common.cuh": "#define ANSWER 42\n"}
+    source = '#include <cuda_fp16.h>\n  #include "common.cuh"\nextern "C" __global__ void k() {}\n'
+    expanded = launcher.expand_includes("ok.cu", source, headers)
+    assert "#define ANSWER 42" in expanded and '#include "common.cuh"' not in expanded
+    assert '#line 3 "ok.cu"\nextern' in expanded and "#include <cuda_fp16.h>" in expanded
+    with pytest.raises(ValueError, match=r"bad.cu: includes 'other.h', which is not a header in kernels/"):
+        launcher.expand_includes("bad.cu", '#include "other.h"\n', headers)
+    for file_name in launcher.kernel_files():
+        source = launcher.read_kernel_source(file_name)
+        assert "struct FastDiv" in source and not re.search(r'^\s*#\s*include\s*"', source, re.MULTILINE), file_name
 
 
 def test_kernel_cache_dir(monkeypatch, tmp_path):
