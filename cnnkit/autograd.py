@@ -403,7 +403,8 @@ class Function:
         arrays = tuple(x for x in xs if isinstance(x, np.ndarray) or backend.is_cuda_array(x))
         if len(arrays) > 1:
             _check_same_device(arrays, type(self).__name__)
-        ys = self.forward(*xs)
+        with backend.device_of_arrays(arrays):
+            ys = self.forward(*xs)
         if not isinstance(ys, tuple):
             ys = (ys,)
         outputs = tuple(Tensor(y) for y in ys)
@@ -513,7 +514,8 @@ def _run_backward(root: Tensor, root_grad) -> None:
                 gy = _zeros_for_output(function, index)
             gys.append(gy)
         _check_unmodified(function)
-        gxs = function.backward(*gys)
+        with backend.device_of_arrays(gys):
+            gxs = function.backward(*gys)
         if not isinstance(gxs, tuple):
             gxs = (gxs,)
         if len(gxs) != len(function.inputs):

@@ -8,14 +8,14 @@ reason CuPy could not be used is kept and raised only when a GPU is asked for.
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any, Iterator
 
 import numpy as np
 
 GPU_INSTALL_HINT = (
-    "install the GPU extra with `pip install 'cnnkit[gpu]'` (it pulls cupy-cuda12x; "
-    "use the cupy-cudaXXx wheel that matches your CUDA driver)"
+    "install the GPU extra: `pip install 'cnnkit[gpu]'` for a CUDA 12 driver or `pip install 'cnnkit[gpu-cuda13]'` "
+    "for CUDA 13 (CuPy with its [ctk] extra, which brings cuBLAS, cuRAND, NVRTC and the CUDA headers)"
 )
 
 
@@ -46,7 +46,8 @@ def _import_cupy():
     if _cupy_module is None and _cupy_import_error is None:
         try:
             import cupy
-        except Exception as error:  # ImportError, or a broken CUDA install
+            _set_compute_type(cupy, tf32=False)  # FP32 products until cnnkit.cuda.set_matmul_precision says otherwise
+        except Exception as error:  # ImportError, a broken CUDA install, a CuPy too old for cnnkit
             _cupy_import_error = error
         else:
             _cupy_module = cupy
@@ -59,11 +60,20 @@ def cupy():
         return _cupy_stand_in
     module = _import_cupy()
     if module is None:
-        raise CudaUnavailableError(
-            f"a CUDA device was asked for, but CuPy cannot be imported "
-            f"({type(_cupy_import_error).__name__}: {_cupy_import_error}); {GPU_INSTALL_HINT}"
-        )
+        raise CudaUnavailableError(f"a CUDA device was asked for, but {cuda_unavailable_reason()}")
     return module
+
+
+def cuda_unavailable_reason() -> str | None:
+    """Why no GPU can be used here (CuPy missing, or no GPU visible), or None when one can."""
+    if _cupy_stand_in is not None:
+        return None
+    if _import_cupy() is None:
+        return (f"CuPy cannot be imported ({type(_cupy_import_error).__name__}: {_cupy_import_error}); "
+                f"{GPU_INSTALL_HINT}")
+    if cuda_device_count() == 0:
+        return "no NVIDIA GPU is visible to CuPy (check `nvidia-smi` and CUDA_VISIBLE_DEVICES)"
+    return None
 
 
 def cuda_device_count() -> int:
@@ -80,8 +90,95 @@ def cuda_device_count() -> int:
 
 
 def cuda_is_available() -> bool:
-    """True when CuPy imports and at least one GPU is visible."""
-    return cuda_device_count() > 0
+    """True when CuPy imports, a GPU is visible, and cuBLAS, cuRAND and NVRTC load."""
+    return cuda_device_count() > 0 and not cuda_library_problems()
+
+
+def _load_cublas(cupy) -> None:
+    cupy.cuda.device.get_cublas_handle()
+
+
+def _load_curand(cupy) -> None:
+    cupy.cuda.curand.getVersion()
+
+
+def _compile_with_nvrtc(cupy) -> None:
+    # An element-wise kernel like those the references run: NVRTC and the CUDA headers CuPy includes.
+    probe = cupy.ElementwiseKernel("float32 x", "float32 y", "y = x + 1.0f", "cnnkit_nvrtc_probe")
+    probe(cupy.zeros(1, dtype=np.float32))
+
+
+# The CUDA libraries CuPy loads on first use, not at import: a machine with the driver alone
+# imports CuPy and sees the GPU, then fails at the first product, random draw or kernel.
+# Each entry: name, what needs it, the cuda-toolkit component that provides it, and a probe.
+CUDA_LIBRARIES = (
+    ("cuBLAS", "matrix products", "cublas", _load_cublas),
+    ("cuRAND", "random numbers", "curand", _load_curand),
+    ("NVRTC", "compiling kernels, with the CUDA headers", "nvrtc,cudart", _compile_with_nvrtc),
+)
+_library_problems: list[str] | None = None
+
+
+def cuda_library_problems() -> list[str]:
+    """One line per CUDA library that does not load, saying what needs it and how to install it
+    (the GPU extra, :data:`GPU_INSTALL_HINT`, installs them all).
+
+    Probed once per process on the current GPU (empty without CuPy or a GPU, where
+    :func:`cuda_device_count` already tells).
+    """
+    global _library_problems
+    if _cupy_stand_in is not None:
+        return []  # the kernel emulator runs without CUDA libraries
+    if _library_problems is None:
+        if cuda_device_count() == 0:
+            return []
+        module = _import_cupy()
+        _library_problems = []
+        for name, purpose, component, probe in CUDA_LIBRARIES:
+            try:
+                probe(module)
+            except Exception as error:  # OSError from the loader, CompileException, CUDA errors
+                _library_problems.append(
+                    f"{name} (for {purpose}) does not load ({type(error).__name__}: {error}); "
+                    f"`pip install 'cuda-toolkit[{component}]'` matching the driver installs it alone")
+    return _library_problems
+
+
+def set_cublas_tf32(enabled: bool) -> None:
+    """Make CuPy's float32 matrix products (cuBLAS, via ``matmul``/``tensordot``) use TF32 or plain FP32.
+
+    This is CuPy's cuBLAS compute type, the setting its ``CUPY_TF32`` variable chooses
+    at start-up; cnnkit sets it explicitly, so the variable never changes results.
+    """
+    if _cupy_module is not None and (not enabled or cuda_device_count() > 0):
+        # (TF32 asks the current GPU for its compute capability: nothing to set without one.)
+        _set_compute_type(_cupy_module, enabled)
+
+
+def _set_compute_type(cupy, tf32: bool) -> None:
+    linalg = cupy._core._routines_linalg
+    wanted = "COMPUTE_TYPE_TF32" if tf32 else "COMPUTE_TYPE_DEFAULT"
+    code = 0
+    while True:  # CuPy numbers its compute types from 0 and names them; look the code up by name
+        try:
+            name = linalg.compute_type_to_str(code)
+        except (KeyError, ValueError):
+            raise RuntimeError(f"this CuPy ({cupy.__version__}) has no cuBLAS compute type {wanted}; "
+                               f"cnnkit needs CuPy 14.1 or newer") from None
+        if name == wanted:
+            linalg.set_compute_type(np.float32, code)
+            return
+        code += 1
+
+
+def cublas_float32_compute_type() -> str | None:
+    """The compute type CuPy's float32 products use now ("COMPUTE_TYPE_DEFAULT" is FP32,
+    "COMPUTE_TYPE_TF32"), or None without CuPy."""
+    module = _cupy_module
+    if module is None:
+        return None
+    linalg = module._core._routines_linalg
+    return str(linalg.compute_type_to_str(linalg.get_compute_type(np.float32)))
 
 
 class Device:
@@ -155,15 +252,16 @@ def _parse_device(spec: "str | None") -> tuple[str, int]:
 
 
 def _check_cuda_device(index: int) -> None:
-    cupy()  # raises with the import error when CuPy is missing
+    reason = cuda_unavailable_reason()
+    if reason is not None:
+        raise CudaUnavailableError(f"a CUDA device was asked for, but {reason}; use device='cpu' instead")
     count = cuda_device_count()
-    if count == 0:
-        raise CudaUnavailableError(
-            "a CUDA device was asked for, but no NVIDIA GPU is visible to CuPy "
-            "(check `nvidia-smi` and CUDA_VISIBLE_DEVICES); use device='cpu' instead"
-        )
     if index >= count:
         raise CudaUnavailableError(f"device 'cuda:{index}' was asked for, but only {count} GPU(s) are visible")
+    problems = cuda_library_problems()
+    if problems:
+        raise CudaUnavailableError(f"a CUDA device was asked for, but CuPy cannot use it: {' '.join(problems)} "
+                                   f"To install every library: {GPU_INSTALL_HINT}")
 
 
 CPU = Device("cpu")
@@ -206,11 +304,20 @@ def device_of(array: Any) -> Device:
 def device_of_array(array: Any):
     """A context in which ``array``'s CUDA device is the current one (CuPy's own ``cuda.Device``).
 
-    The one place where computation enters the device of its arguments: CuPy runs
-    kernels, and allocates, on the *current* device, whatever device the operands
-    live on.
+    The one way computation enters the device of its arguments (the registry for every
+    op, autograd for the array arithmetic of forward and backward passes): CuPy runs
+    kernels, and allocates, on the *current* device, whatever device the operands live
+    on, reaching other devices' arrays through peer access.
     """
     return get_array_module(array).cuda.Device(array.device.id)
+
+
+def device_of_arrays(arrays) -> Any:
+    """:func:`device_of_array` for the first CUDA array among ``arrays``; a no-op context when there is none."""
+    for array in arrays:
+        if is_cuda_array(array):
+            return device_of_array(array)
+    return nullcontext()
 
 
 def to_device(array: Any, device: "str | Device") -> Any:
@@ -286,42 +393,52 @@ def set_default_dtype(dtype: Any) -> None:
 # ---------------------------------------------------------------- randomness
 
 _generator = np.random.default_rng()
+_stream_seed = int(_generator.integers(0, 2**63 - 1))
+_stream_count = 0
 
 
 def manual_seed(seed: int) -> None:
     """Seed every random choice cnnkit makes, on CPU and GPU alike.
 
-    All randomness (weight initialisation, dropout masks, shuffling, augmentation)
-    is drawn from one NumPy generator; GPU kernels receive seeds drawn from it. So a
-    seed gives the same weights on every device, and saving this one generator's
-    state (see :func:`get_rng_state`) is enough to resume training exactly.
+    Two sources follow the seed. Weight initialisation, shuffling and data splits
+    draw from one NumPy generator on the host. Dropout masks and augmentation, which
+    are made on the data's device, draw from the counter-based Philox stream
+    (:mod:`cnnkit.philox`) keyed by the seed: each draw takes the next value of a call
+    counter, so a seed gives the same weights and the very same masks on the CPU and
+    on a GPU, and no generator is created per draw. Saving both (see
+    :func:`get_rng_state`) is enough to resume training exactly.
     """
-    global _generator
+    global _generator, _stream_seed, _stream_count
     _generator = np.random.default_rng(seed)
+    _stream_seed, _stream_count = int(seed) % 2**64, 0
 
 
 def rng() -> np.random.Generator:
-    """The global generator behind every random choice cnnkit makes."""
+    """The global host generator (weights, shuffling, splits)."""
     return _generator
 
 
-def draw_seed() -> int:
-    """A fresh 63-bit seed from the global generator, for a kernel or a sub-generator."""
-    return int(_generator.integers(0, 2**63 - 1))
+def next_random_stream() -> tuple[int, int]:
+    """``(seed, stream)`` for one Philox draw: the global seed and the next value of the call counter."""
+    global _stream_count
+    _stream_count += 1
+    return _stream_seed, _stream_count
 
 
 def get_rng_state() -> dict:
-    """The global generator's state as plain data (JSON-serialisable)."""
-    return _generator.bit_generator.state
+    """Both random sources' state as plain data (JSON-serialisable)."""
+    return {"numpy": _generator.bit_generator.state, "philox": {"seed": _stream_seed, "count": _stream_count}}
 
 
 def set_rng_state(state: dict) -> None:
-    """Restore a state returned by :func:`get_rng_state`."""
-    _generator.bit_generator.state = state
+    """Restore a state returned by :func:`get_rng_state`.
 
-
-def uniform_on(xp, seed: int, shape: tuple, dtype) -> Any:
-    """Uniform [0, 1) samples of ``shape`` made directly on ``xp``'s device from ``seed``."""
-    if xp is np:
-        return np.random.default_rng(seed).random(shape, dtype=np.dtype(dtype))
-    return xp.random.RandomState(seed % 2**32).random_sample(shape, dtype=dtype)
+    A state saved before the Philox stream existed (the NumPy generator's state
+    alone) restores the generator and leaves the stream as it is.
+    """
+    global _stream_seed, _stream_count
+    if "numpy" not in state:
+        _generator.bit_generator.state = state
+        return
+    _generator.bit_generator.state = state["numpy"]
+    _stream_seed, _stream_count = int(state["philox"]["seed"]), int(state["philox"]["count"])

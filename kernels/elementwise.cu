@@ -265,18 +265,19 @@ DEVICE_INLINE void philox4x32_10(unsigned (&c)[4], unsigned k0, unsigned k1) {
 }
 
 // y = x · mask, mask = [r >= threshold] · scale with r the Philox word of the element:
-// element i uses word i % 4 of the block of counter (i / 4, 0) under key = seed. With
+// element i uses word i % 4 of the block of counter (i / 4 as the low 64 bits, stream as the
+// high 64) under key = seed, as cnnkit/philox.py does on the host. With
 // threshold = ceil(rate · 2^32) an element is dropped with probability rate (to 2^-32), and
-// scale = 1/(1 − rate). The mask depends only on (seed, i): any grid gives the same bits.
+// scale = 1/(1 − rate). The mask depends only on (seed, stream, i): any grid gives the same bits.
 template <typename T>
 DEVICE_INLINE void dropout(const T* __restrict__ x, T* __restrict__ y, T* __restrict__ mask, long long n,
-                       unsigned long long seed, unsigned threshold, double scale) {
+                           unsigned long long seed, unsigned long long stream, unsigned threshold, double scale) {
     constexpr int V = Pack<T>::N;  // 4 floats or 2 doubles: one or two packs per quad
     const T keep = T(scale);
     const bool vector = aligned16(x) && aligned16(y) && aligned16(mask);
     const long long quads = (n + 3) / 4, stride = grid_stride();
     for (long long q = thread_start(); q < quads; q += stride) {
-        unsigned r[4] = {(unsigned)q, (unsigned)(q >> 32), 0u, 0u};
+        unsigned r[4] = {(unsigned)q, (unsigned)(q >> 32), (unsigned)stream, (unsigned)(stream >> 32)};
         philox4x32_10(r, (unsigned)seed, (unsigned)(seed >> 32));
         const long long base = q * 4;
         if (vector && base + 4 <= n) {
@@ -307,8 +308,8 @@ DEVICE_INLINE void dropout(const T* __restrict__ x, T* __restrict__ y, T* __rest
 
 #define DROPOUT_ENTRY(NAME, T)                                                                          \
     EW_KERNEL NAME(const T* __restrict__ x, T* __restrict__ y, T* __restrict__ mask, long long n,       \
-                   unsigned long long seed, unsigned threshold, double scale) {                         \
-        dropout(x, y, mask, n, seed, threshold, scale);                                                 \
+                   unsigned long long seed, unsigned long long stream, unsigned threshold, double scale) { \
+        dropout(x, y, mask, n, seed, stream, threshold, scale);                                         \
     }
 DROPOUT_ENTRY(dropout_f32, float)
 DROPOUT_ENTRY(dropout_f64, double)

@@ -33,6 +33,11 @@ class FakeDeviceArray(FakeCudaArray):
     def device(self):
         return SimpleNamespace(id=self.device_index)
 
+    def set(self, host, stream=None):
+        """CuPy's host-to-device copy (asynchronous on ``stream`` from pinned memory); remembers the stream."""
+        np.copyto(self, host)
+        self.uploaded_on = stream
+
 
 def on_device(array, index: int = 0, dtype=None) -> FakeDeviceArray:
     fake = np.array(array, dtype=dtype).view(FakeDeviceArray)
@@ -45,7 +50,7 @@ class FakeCuda:
 
     def __init__(self):
         self.current = 0
-        self.events, self.streams = [], []
+        self.events, self.streams, self.pinned = [], [], []
         owner = self
 
         class Device:
@@ -88,29 +93,63 @@ class FakeCuda:
                 pass
 
             def __enter__(self):
+                self._previous, owner.current_stream = owner.current_stream, self
                 return self
 
             def __exit__(self, *exc):
+                owner.current_stream = self._previous
                 return False
 
         self.Device, self.Event, self.Stream = Device, Event, Stream
-        self.null_stream = Stream()
+        self.null_stream = self.current_stream = Stream()
         self.runtime = SimpleNamespace(getDeviceCount=lambda: GPU_COUNT, getDevice=lambda: owner.current)
 
     def get_current_stream(self):
-        return self.null_stream
+        return self.current_stream
+
+    def alloc_pinned_memory(self, nbytes):
+        self.pinned.append(nbytes)
+        return bytearray(nbytes)
 
     def get_elapsed_time(self, start, end):
         return 1.0
+
+
+class FakeLinalg:
+    """``cupy._core._routines_linalg``: the cuBLAS compute type of float32 products (TF32 to begin
+    with, as ``CUPY_TF32=1`` would make it)."""
+
+    NAMES = ("COMPUTE_TYPE_TBD", "COMPUTE_TYPE_DEFAULT", "COMPUTE_TYPE_PEDANTIC", "COMPUTE_TYPE_FP16",
+             "COMPUTE_TYPE_FP32", "COMPUTE_TYPE_FP64", "COMPUTE_TYPE_BF16", "COMPUTE_TYPE_TF32")
+
+    def __init__(self):
+        self.float32 = self.NAMES.index("COMPUTE_TYPE_TF32")
+
+    def compute_type_to_str(self, code):
+        return {code: name for code, name in enumerate(self.NAMES)}[code]  # KeyError past the end, as CuPy
+
+    def get_compute_type(self, dtype):
+        assert np.dtype(dtype) == np.float32
+        return self.float32
+
+    def set_compute_type(self, dtype, code):
+        assert np.dtype(dtype) == np.float32 and 0 <= code < len(self.NAMES)
+        self.float32 = code
+
+    @property
+    def float32_name(self) -> str:
+        return self.NAMES[self.float32]
 
 
 class FakeCupy(_FakeCupy):
     """CuPy with a :class:`FakeCuda` and arrays made on the current device; the rest is NumPy."""
 
     ndarray = FakeCudaArray
+    __version__ = "14.2.0 (fake)"
 
     def __init__(self):
         self.cuda = FakeCuda()
+        self._core = SimpleNamespace(_routines_linalg=FakeLinalg())
         outer = self
 
         class RandomState:
@@ -179,5 +218,6 @@ def fake_gpu(monkeypatch) -> FakeCupy:
     monkeypatch.setattr(backend, "cupy", lambda: cupy)
     monkeypatch.setattr(backend, "is_cuda_array", lambda a: isinstance(a, FakeCudaArray))
     monkeypatch.setattr(backend, "cuda_device_count", lambda: GPU_COUNT)
+    monkeypatch.setattr(backend, "_library_problems", [])  # cuBLAS, cuRAND and NVRTC load
     monkeypatch.setattr(registry, "_cuda_kernels_enabled", False)
     return cupy

@@ -4,6 +4,7 @@ import pytest
 import cnnkit
 from cnnkit import Tensor, no_grad
 from cnnkit.testing import GradientCheckError, gradcheck
+from tests.fake_gpu import fake_gpu  # noqa: F401  (fixture)
 from tests.helpers import randn, tensor
 
 
@@ -141,9 +142,10 @@ def test_bad_device_string():
 
 def test_manual_seed_makes_draws_repeat():
     cnnkit.manual_seed(7)
-    first = cnnkit.backend.draw_seed()
+    first = cnnkit.backend.rng().random(), cnnkit.backend.next_random_stream()
     cnnkit.manual_seed(7)
-    assert cnnkit.backend.draw_seed() == first
+    assert (cnnkit.backend.rng().random(), cnnkit.backend.next_random_stream()) == first
+    assert first[1] == (7, 1) and cnnkit.backend.next_random_stream() == (7, 2)
 
 
 @pytest.mark.gpu
@@ -213,3 +215,25 @@ def test_gradients_take_the_dtype_of_their_input_after_promotion(device):
     ((w - target) ** 2).sum().backward()
     assert w.grad.dtype == np.float32
     np.testing.assert_allclose(w.grad.numpy(), [1.0, 3.0])
+
+
+def test_forward_and_backward_run_with_their_arrays_device_current(fake_gpu):
+    """Array arithmetic inside a function (not only registry ops) runs on the arrays' GPU, cuda:1 here."""
+    from cnnkit.autograd import Function
+    from tests.fake_gpu import on_device
+
+    seen = []
+
+    class Double(Function):
+        def forward(self, x):
+            seen.append(("forward", fake_gpu.current))
+            return x * 2
+
+        def backward(self, gy):
+            seen.append(("backward", fake_gpu.current))
+            return gy * 2
+
+    x = cnnkit.Tensor(on_device(np.ones(3), 1), requires_grad=True)
+    Double()(x).backward(on_device(np.ones(3), 1))
+    assert seen == [("forward", 1), ("backward", 1)] and fake_gpu.current == 0
+    np.testing.assert_array_equal(np.asarray(x.grad.data), [2, 2, 2])

@@ -24,6 +24,7 @@ __all__ = [
     "get_matmul_precision",
     "is_available",
     "kernel_cache_dir",
+    "matmul_precision_in_use",
     "memory_info",
     "set_matmul_precision",
     "synchronize",
@@ -85,20 +86,39 @@ def device_name(index: int = 0) -> str:
 
 
 def set_matmul_precision(precision: str) -> None:
-    """Choose how float32 matrix products run on the GPU.
+    """Choose how every float32 matrix product on the GPU runs: matmul, dense layers and the
+    products inside convolutions, on our kernels and on the references (cuBLAS through CuPy).
+
+    The default is "highest", as PyTorch's ``allow_tf32=False``; CuPy's own ``CUPY_TF32``
+    variable is overridden, so no environment setting changes results behind this one.
 
     Args:
         precision: "highest" (default): FP32 on CUDA cores, about 1e-6 relative error.
-            "tf32": TF32 tensor cores on sm_80 and newer (inputs rounded to a 10-bit
-            mantissa, FP32 accumulation), about 1e-3 relative error and several times faster.
+            "tf32": TF32 tensor cores allowed on sm_80 and newer (inputs rounded to a
+            10-bit mantissa, FP32 accumulation), about 1e-3 relative error and several
+            times faster. Our GEMM kernel and cuBLAS use them; our convolution kernels
+            have no TF32 path and stay FP32 (see :func:`matmul_precision_in_use`).
     """
     global _matmul_precision
     if precision not in MATMUL_PRECISIONS:
         raise ValueError(f"matmul precision must be one of {', '.join(map(repr, MATMUL_PRECISIONS))}, "
                          f"got {precision!r}")
     _matmul_precision = precision
+    backend.set_cublas_tf32(precision == "tf32")
 
 
 def get_matmul_precision() -> str:
     """The current float32 matmul precision: "highest" or "tf32"."""
     return _matmul_precision
+
+
+def matmul_precision_in_use() -> dict:
+    """What float32 products run in now, read back from where it takes effect (for reports).
+
+    Returns:
+        ``{"setting": "highest" | "tf32", "cublas": "fp32" | "tf32" | None}``: cuBLAS's
+        compute type as CuPy holds it (None without CuPy).
+    """
+    compute_type = backend.cublas_float32_compute_type()
+    cublas = None if compute_type is None else ("tf32" if compute_type == "COMPUTE_TYPE_TF32" else "fp32")
+    return {"setting": _matmul_precision, "cublas": cublas}

@@ -37,7 +37,6 @@ from ..ops.conv import (
     conv_backward_data_reference,
     conv_backward_filter_reference,
     conv_forward_reference,
-    im2col,
 )
 from ..ops.window import WindowGeometry
 from ..registry import CUDA, register
@@ -209,12 +208,6 @@ def _spatial(shape: ConvShape, which: str, rank: int) -> tuple:
     return sizes[3 - rank:]
 
 
-def _reference_saved(x, geometry: WindowGeometry, groups: int):
-    """The im2col matrix the reference backward-filter expects, for a forward that did not make it."""
-    cols = im2col(x, geometry)
-    return cols.reshape(x.shape[0], groups, -1, math.prod(cols.shape[2 + geometry.rank:]))
-
-
 # ---------------------------------------------------------------- the registered ops
 
 @register("conv_forward", CUDA)
@@ -291,6 +284,4 @@ def conv_backward_filter(gy, x, saved, W_shape: tuple, geometry: WindowGeometry,
             gW = _backward_filter(cupy.ascontiguousarray(gy), cupy.ascontiguousarray(x), W_shape, shape, device)
         if gW is not None:
             return gW
-    if saved is None:
-        saved = _reference_saved(x, geometry, groups)
-    return conv_backward_filter_reference(gy, x, saved, W_shape, geometry, groups)
+    return conv_backward_filter_reference(gy, x, saved, W_shape, geometry, groups)  # rebuilds None columns

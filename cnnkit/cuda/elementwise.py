@@ -32,7 +32,7 @@ from .. import backend
 from ..ops import activation as act
 from ..ops import loss as losses
 from ..ops import norm
-from ..ops.dropout import dropout_reference
+from ..ops.dropout import dropout_reference, dropout_threshold
 from ..registry import CUDA, register
 from . import launcher
 from .launcher import Array, Kernel, Scalar, grid_stride_blocks
@@ -105,7 +105,8 @@ def named_kernel(name: str, suffix: str) -> Kernel:
         "xent_grad_prob": [Array("probs", d), Array("target", d), Array("gy", d), Array("g", d),
                            Scalar("rows", "int64", low=1), Scalar("cols", "int32", low=1)],
         "dropout": [Array("x", d), Array("y", d), Array("mask", d), Scalar("n", "int64", low=0),
-                    Scalar("seed", "uint64"), Scalar("threshold", "uint32"), Scalar("scale", "float64", low=1.0)],
+                    Scalar("seed", "uint64"), Scalar("stream", "uint64"), Scalar("threshold", "uint32"),
+                    Scalar("scale", "float64", low=1.0)],
         "bn_stats": [Array("x", d), Array("partial", "float64"), Scalar("outer", "int32", low=1),
                      Scalar("C", "int32", low=1), Scalar("inner", "int32", low=1), Scalar("chunk", "int64", low=1)],
         "bn_finalize": [Array("partial", "float64"), Array("x", d), Array("gamma", d), Array("mean", d),
@@ -382,19 +383,14 @@ def sigmoid_binary_cross_entropy_grad(logits, target, gy):
 
 # ---------------------------------------------------------------- dropout
 
-def dropout_threshold(rate: float) -> int:
-    """The uint32 a random word must reach to keep its element: ceil(rate · 2^32), at most 2^32 − 1."""
-    return min(math.ceil(rate * 2**32), 2**32 - 1)
-
-
 @register("dropout", CUDA)
-def dropout(x, rate: float, seed: int):
+def dropout(x, rate: float, seed: int, stream: int):
     """Inverted dropout on the GPU; the signature of :func:`cnnkit.ops.dropout.dropout_reference`.
 
-    Element i is kept when the Philox4x32-10 word i % 4 of counter i // 4 under key
-    ``seed`` is at least ``rate · 2^32``: probability 1 − rate, reproducible for a seed on
-    any GPU and launch shape, independent between seeds. The bits differ from the
-    reference's NumPy draws.
+    Element i is kept when word i % 4 of the Philox4x32-10 block with counter
+    (i // 4, ``stream``) under key ``seed`` reaches ``ceil(rate · 2^32)``: the same
+    word and test as the reference (:func:`cnnkit.philox.random_words`), so the mask is
+    bit-identical to the CPU's for any GPU and launch shape.
 
     Returns:
         ``(y, mask)``, both of x's shape and dtype: mask holds 0 or 1/(1 − rate), y = x · mask.
@@ -402,14 +398,15 @@ def dropout(x, rate: float, seed: int):
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
         raise ValueError(f"dropout: rate must be a number in [0, 1), got {rate!r}")
     if not _maps(x):
-        return dropout_reference(x, rate, seed)
+        return dropout_reference(x, rate, seed, stream)
     cupy = backend.cupy()
     with cupy.cuda.Device(x.device.id):
         x = cupy.ascontiguousarray(x)
         y, mask = cupy.empty_like(x), cupy.empty_like(x)
         blocks = grid_stride_blocks(x.size // 4 + 1, THREADS, x.device.id)
         named_kernel("dropout", _SUFFIXES[x.dtype]).launch(
-            blocks, (THREADS,), (x, y, mask, x.size, int(seed) % 2**64, dropout_threshold(rate), 1 / (1 - rate)))
+            blocks, (THREADS,), (x, y, mask, x.size, int(seed) % 2**64, int(stream) % 2**64, dropout_threshold(rate),
+                     1 / (1 - rate)))
         return y, mask
 
 

@@ -1,10 +1,11 @@
 """Random data augmentation for whole NCHW batches, on the batch's own device.
 
 Every function works on a NumPy or CuPy batch at once (no Python loop over
-samples) and draws an independent random choice for each sample. The randomness
-comes from one seed: ``seed`` when given, else a seed drawn from cnnkit's global
-generator, so :func:`cnnkit.manual_seed` makes augmentation reproducible and the
-same seed gives the same result on the CPU and on a GPU. Inputs are never
+samples) and draws an independent random choice for each sample. The random
+numbers are Philox draws (:mod:`cnnkit.philox`) made on the batch's device: keyed by
+``seed`` when given, else the next draw of cnnkit's global stream, so
+:func:`cnnkit.manual_seed` makes augmentation reproducible and the same seed gives
+the very same result on the CPU and on a GPU. Inputs are never
 modified; a Tensor passed in gives a (non-differentiable) Tensor back.
 
 The classes wrap the functions as callables for ``DataLoader(transform=...)``:
@@ -16,7 +17,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .. import backend
+from .. import backend, philox
 from ..autograd import Tensor
 from .dataset import as_array
 
@@ -47,8 +48,9 @@ def _check_seed(seed: Any, name: str) -> None:
 
 
 def _uniform(xp, seed: int | None, shape: tuple, dtype: Any = np.float64) -> Any:
-    """Uniform [0, 1) draws on ``xp``'s device from ``seed`` (or a seed from the global generator)."""
-    return backend.uniform_on(xp, backend.draw_seed() if seed is None else int(seed), shape, dtype)
+    """Uniform [0, 1) draws on ``xp``'s device: stream 0 of ``seed``, or the global stream's next draw."""
+    seed, stream = backend.next_random_stream() if seed is None else (int(seed), 0)
+    return philox.uniform(xp, seed, stream, shape, dtype)
 
 
 def _random_integers(u: Any, low: int, high: int) -> Any:

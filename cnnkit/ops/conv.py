@@ -8,7 +8,7 @@ with x of shape (N, C, *spatial), W of shape (F, C / groups, *kernel) and y of s
 (N, F, *out). The references lower it to matrix products (im2col): each output
 position's receptive field becomes a column, so the forward pass, the input
 gradient ("backward data") and the weight gradient ("backward filter") are each one
-batched GEMM plus a gather (im2col) or a scatter-add (col2im). On the GPU the
+GEMM per group plus a gather (im2col) or a scatter-add (col2im). On the GPU the
 registry swaps in implicit-GEMM CUDA kernels with the same signatures.
 """
 from __future__ import annotations
@@ -22,25 +22,47 @@ from .window import WindowGeometry, make_geometry
 
 
 def im2col(x, geometry: WindowGeometry):
-    """Gather every receptive field: (N, C, *spatial) -> cols of shape (N, C, *window, *out)."""
+    """Gather every receptive field: (N, C, *spatial) -> cols of shape (C, *window, N, *out).
+
+    Channels and taps lead and the batch follows, so that for each group the columns
+    are one C-contiguous (C·window / groups, N·out) matrix: every product below is then
+    a plain GEMM on it, with no transposed copy (CuPy copies a transposed operand of a
+    batched product whole).
+    """
     xp = backend.get_array_module(x)
     out = geometry.output_size(x.shape[2:])
     padded = geometry.pad(x)
-    cols = xp.empty(x.shape[:2] + geometry.window + out, dtype=x.dtype)
+    cols = xp.empty((x.shape[1],) + geometry.window + (x.shape[0],) + out, dtype=x.dtype)
     for tap in geometry.taps():
-        cols[(slice(None), slice(None)) + tap] = padded[geometry.tap_slices(tap, out)]
+        cols[(slice(None),) + tap] = padded[geometry.tap_slices(tap, out)].swapaxes(0, 1)
     return cols
 
 
 def col2im(cols, input_shape: tuple, geometry: WindowGeometry):
-    """Scatter-add columns back onto the input grid: the adjoint of :func:`im2col`."""
+    """Scatter-add columns (C, *window, N, *out) back onto the input grid: the adjoint of :func:`im2col`."""
     xp = backend.get_array_module(cols)
-    rank = geometry.rank
-    out = cols.shape[2 + rank:]
+    out = cols.shape[2 + geometry.rank:]
     padded = xp.zeros(input_shape[:2] + geometry.padded_size(input_shape[2:]), dtype=cols.dtype)
     for tap in geometry.taps():
-        padded[geometry.tap_slices(tap, out)] += cols[(slice(None), slice(None)) + tap]
+        padded[geometry.tap_slices(tap, out)] += cols[(slice(None),) + tap].swapaxes(0, 1)
     return geometry.crop(padded)
+
+
+def grouped_columns(x, geometry: WindowGeometry, groups: int):
+    """The im2col matrix of each group: (groups, C / groups · window, N · out), C-contiguous."""
+    cols = im2col(x, geometry)
+    return cols.reshape(groups, -1, x.shape[0] * math.prod(cols.shape[2 + geometry.rank:]))
+
+
+def _grouped_gradient(gy, groups: int, positions_last: bool):
+    """gy (N, F, *out) per group, copied once into the layout a plain GEMM takes:
+    (groups, F / groups, N · out), or (groups, N · out, F / groups) when ``positions_last`` is False."""
+    xp = backend.get_array_module(gy)
+    N, F = gy.shape[:2]
+    per_group = gy.reshape(N, groups, F // groups, -1)
+    order = (1, 2, 0, 3) if positions_last else (1, 0, 3, 2)
+    return xp.ascontiguousarray(per_group.transpose(order)).reshape(
+        (groups, F // groups, -1) if positions_last else (groups, -1, F // groups))
 
 
 @register("conv_forward")
@@ -55,15 +77,15 @@ def conv_forward_reference(x, W, b, geometry: WindowGeometry, groups: int):
         groups: C and F are split into this many independent groups.
 
     Returns:
-        ``(y, saved)``: y of shape (N, F, *out) and what
-        ``conv_backward_filter`` of the same backend needs (here the im2col matrix).
+        ``(y, saved)``: y of shape (N, F, *out) and what ``conv_backward_filter`` of the
+        same backend needs (here :func:`grouped_columns`).
     """
     xp = backend.get_array_module(x)
     N, F = x.shape[0], W.shape[0]
-    cols = im2col(x, geometry)
-    out = cols.shape[2 + geometry.rank:]
-    cols = cols.reshape(N, groups, -1, math.prod(out))
-    y = xp.matmul(W.reshape(groups, F // groups, -1), cols).reshape((N, F) + out)
+    out = geometry.output_size(x.shape[2:])
+    cols = grouped_columns(x, geometry, groups)
+    y_by_filter = xp.matmul(W.reshape(groups, F // groups, -1), cols)  # (groups, F / groups, N · out)
+    y = xp.ascontiguousarray(y_by_filter.reshape((F, N) + out).swapaxes(0, 1))
     if b is not None:
         y += b.reshape((1, F) + (1,) * geometry.rank)
     return y, cols
@@ -74,27 +96,26 @@ def conv_backward_data_reference(gy, W, input_shape: tuple, geometry: WindowGeom
     """Reference input gradient: gx = col2im(Wᵀ · gy), shape ``input_shape``."""
     xp = backend.get_array_module(gy)
     F = W.shape[0]
-    out = gy.shape[2:]
-    W_t = W.reshape(groups, F // groups, -1).swapaxes(-1, -2)
-    gy_g = gy.reshape(gy.shape[0], groups, F // groups, math.prod(out))
-    gcols = xp.matmul(W_t, gy_g).reshape(input_shape[:2] + geometry.window + out)
-    return col2im(gcols, input_shape, geometry)
+    W_t = W.reshape(groups, F // groups, -1).swapaxes(-1, -2)  # small: the copy CuPy makes is W-sized
+    gcols = xp.matmul(W_t, _grouped_gradient(gy, groups, positions_last=True))
+    return col2im(gcols.reshape(input_shape[1:2] + geometry.window + (gy.shape[0],) + gy.shape[2:]),
+                  input_shape, geometry)
 
 
 @register("conv_backward_filter")
 def conv_backward_filter_reference(gy, x, saved, W_shape: tuple, geometry: WindowGeometry, groups: int):
-    """Reference weight gradient: gW = Σ_n gy_n · cols_nᵀ, shape ``W_shape``.
+    """Reference weight gradient: gW = gy · colsᵀ summed over batch and positions, shape ``W_shape``.
 
-    ``saved`` is the im2col matrix that :func:`conv_forward_reference` returned, or None
-    (a forward computed elsewhere), in which case it is rebuilt from x.
+    Computed as (cols · gyᵀ)ᵀ per group: the columns, the large operand, enter the
+    product as they are, and only gy (once) and the small result are rearranged.
+    ``saved`` is what :func:`conv_forward_reference` returned, or None (a forward computed
+    elsewhere), in which case the columns are rebuilt from x.
     """
     xp = backend.get_array_module(gy)
-    N, F = gy.shape[0], gy.shape[1]
     if saved is None:
-        saved = im2col(x, geometry).reshape(N, groups, -1, math.prod(gy.shape[2:]))
-    gy_g = gy.reshape(N, groups, F // groups, -1)
-    gW = xp.matmul(gy_g, saved.swapaxes(-1, -2)).sum(axis=0)
-    return gW.reshape(W_shape)
+        saved = grouped_columns(x, geometry, groups)
+    gW_t = xp.matmul(saved, _grouped_gradient(gy, groups, positions_last=False))  # (groups, C/groups·window, F/groups)
+    return xp.ascontiguousarray(gW_t.swapaxes(-1, -2)).reshape(W_shape)
 
 
 class Convolution(Function):

@@ -3,42 +3,56 @@
 In training each element is kept with probability 1 − rate and scaled by 1/(1 − rate),
 so the expected output equals the input and inference needs no rescaling:
 
-    y = x · mask,  mask = [u ≥ rate] / (1 − rate),  u ~ U[0, 1);   gx = gy · mask
+    y = x · mask,  mask = [r ≥ ⌈rate · 2^32⌉] / (1 − rate);   gx = gy · mask
+
+with r the element's 32-bit Philox word (see :mod:`cnnkit.philox`): element i of a draw
+takes word i, so the reference and the CUDA kernel make the very same mask.
 """
 from __future__ import annotations
 
-from .. import backend
+import math
+
+from .. import backend, philox
 from ..autograd import Function, Tensor, as_tensor
 from ..registry import impl, register
 
 
+def dropout_threshold(rate: float) -> int:
+    """The uint32 a random word must reach to keep its element: ceil(rate · 2^32), at most 2^32 − 1.
+
+    A word is below it with probability rate (to within 2^-32).
+    """
+    return min(math.ceil(rate * 2**32), 2**32 - 1)
+
+
 @register("dropout")
-def dropout_reference(x, rate: float, seed: int):
+def dropout_reference(x, rate: float, seed: int, stream: int):
     """Reference inverted dropout.
 
     Args:
         x: float array of any shape.
         rate: probability of dropping an element, in [0, 1).
-        seed: integer seed; the uniforms are ``backend.uniform_on(xp, seed, x.shape, x.dtype)``.
+        seed, stream: the Philox draw (see :func:`cnnkit.backend.next_random_stream`);
+            element i (in C order) is kept when word i of the draw reaches
+            :func:`dropout_threshold`.
 
     Returns:
         ``(y, mask)``, both of x's shape and dtype: mask holds 0 or 1/(1 − rate), y = x · mask.
     """
     xp = backend.get_array_module(x)
-    uniforms = backend.uniform_on(xp, seed, x.shape, x.dtype)
-    kept = uniforms >= rate
-    mask = xp.multiply(kept, x.dtype.type(1 / (1 - rate)), out=uniforms)  # reuse the uniforms' memory
+    words = philox.random_words(xp, seed, stream, x.size).reshape(x.shape)
+    mask = xp.multiply(words >= dropout_threshold(rate), x.dtype.type(1 / (1 - rate)), dtype=x.dtype)
     return x * mask, mask
 
 
 class Dropout(Function):
-    """y = x · mask with a mask drawn from ``seed``;  gx = gy · mask.  Saves the mask."""
+    """y = x · mask with the mask of Philox draw (seed, stream);  gx = gy · mask.  Saves the mask."""
 
-    def __init__(self, rate: float, seed: int):
-        self.rate, self.seed = rate, seed
+    def __init__(self, rate: float, seed: int, stream: int):
+        self.rate, self.seed, self.stream = rate, seed, stream
 
     def forward(self, x):
-        y, self.mask = impl("dropout", x, self.rate, self.seed)
+        y, self.mask = impl("dropout", x, self.rate, self.seed, self.stream)
         return y
 
     def backward(self, gy):
@@ -49,8 +63,8 @@ def dropout(x, rate: float, training: bool = True) -> Tensor:
     """Inverted dropout: in training, zero each element with probability ``rate`` and scale
     the survivors by 1/(1 − rate); the identity in inference or when ``rate`` is 0.
 
-    The mask's seed comes from cnnkit's global generator, so :func:`cnnkit.manual_seed`
-    makes it reproducible on every device.
+    The mask is the next draw of cnnkit's Philox stream, so :func:`cnnkit.manual_seed`
+    makes it reproducible, and the same on the CPU and on a GPU.
 
     Args:
         x: float tensor.
@@ -67,4 +81,4 @@ def dropout(x, rate: float, training: bool = True) -> Tensor:
         return x
     if x.dtype.kind != "f":
         raise TypeError(f"dropout: x must be a float tensor, got dtype {x.dtype}")
-    return Dropout(float(rate), backend.draw_seed())(x)
+    return Dropout(float(rate), *backend.next_random_stream())(x)

@@ -18,6 +18,7 @@ from cnnkit.cuda import elementwise as ew
 from cnnkit.ops import activation as act
 from cnnkit.ops import loss as losses
 from cnnkit.ops import norm
+from cnnkit.ops.dropout import dropout_reference
 from tests.cuda.launch_recorder import fake, is_fake, kernel_entries, nvcc_report, recorded_launches  # noqa: F401
 
 ACTIVATIONS = [  # (op, keyword parameters, forward kernel)
@@ -65,7 +66,7 @@ def test_every_launch_names_a_kernel_of_elementwise_cu_with_checked_arguments(re
             ew.softmax_cross_entropy_grad(probs, target, loss_gy)
     ew.sigmoid_binary_cross_entropy(x, gy)
     ew.sigmoid_binary_cross_entropy_grad(x, gy, gy)
-    ew.dropout(x, 0.5, 7)
+    ew.dropout(x, 0.5, 7, 3)
     for shape, axis in [((5, 3), 1), ((2, 3, 5, 7), 1), ((3, 5, 2), 2), ((2, 4, 3), 0)]:
         C = shape[axis]
         vectors = [fake(np.ones(C), dtype) for _ in range(4)]
@@ -126,7 +127,7 @@ def test_dropout_threshold_and_rate_check():
     assert ew.dropout_threshold(0.25) == 2**30
     assert ew.dropout_threshold(1 - 2**-40) == 2**32 - 1
     with pytest.raises(ValueError, match=r"dropout: rate must be a number in \[0, 1\), got 1.0"):
-        ew.dropout(fake(np.ones(3), np.float32), 1.0, 0)
+        ew.dropout(fake(np.ones(3), np.float32), 1.0, 0, 0)
 
 
 def test_batch_norm_takes_negative_axes_and_leaves_odd_channel_arrays_to_the_reference(recorded_launches, rng):
@@ -152,12 +153,12 @@ def test_unsupported_dtypes_fall_back_to_the_reference(recorded_launches, rng):
 def test_kernel_arguments_are_checked_before_launch():
     kernel = ew.named_kernel("dropout", "f32")
     x = fake(np.zeros(4, np.float32))
-    assert len(kernel.check((x, x, x, 4, 2**63, 2**31, 2.0), 0, is_device_array=is_fake)) == 7
+    assert len(kernel.check((x, x, x, 4, 2**63, 5, 2**31, 2.0), 0, is_device_array=is_fake)) == 8
     with pytest.raises(ValueError, match=r"dropout_f32: argument 'seed' must be a uint64 in \[0, "):
-        kernel.check((x, x, x, 4, -1, 2**31, 2.0), 0, is_device_array=is_fake)
+        kernel.check((x, x, x, 4, -1, 0, 2**31, 2.0), 0, is_device_array=is_fake)
     with pytest.raises(TypeError, match=r"dropout_f32: argument 'mask' must be a float32 CuPy array on cuda:0, "
                                         r"got a float64 CuPy array"):
-        kernel.check((x, x, fake(np.zeros(4)), 4, 1, 2**31, 2.0), 0, is_device_array=is_fake)
+        kernel.check((x, x, fake(np.zeros(4)), 4, 1, 0, 2**31, 2.0), 0, is_device_array=is_fake)
     apply = ew.named_kernel("bn_apply", "f32")
     with pytest.raises(ValueError, match=r"bn_apply_f32: argument 'n' must be an int64 in \[1, 2147483647\]"):
         apply.check((x,) * 5 + (2**31, 3, 1), 0, is_device_array=is_fake)
@@ -328,7 +329,7 @@ def test_sigmoid_binary_cross_entropy_matches_the_reference(rng, shape, dtype):
 def test_dropout_masks_with_the_rate_and_scales_the_survivors(rng, rate, dtype):
     x = rng.standard_normal((99, 1001)).astype(dtype)
     poison_pool(x.nbytes * 2)
-    y, mask = (backend.to_numpy(a) for a in ew.dropout(on_device(x), rate, 12345))
+    y, mask = (backend.to_numpy(a) for a in ew.dropout(on_device(x), rate, 12345, 6))
     assert y.dtype == mask.dtype == dtype
     keep = dtype(1 / (1 - rate))
     assert set(np.unique(mask)) <= {dtype(0), keep}
@@ -341,13 +342,25 @@ def test_dropout_masks_with_the_rate_and_scales_the_survivors(rng, rate, dtype):
 @on_gpu
 def test_dropout_is_reproducible_per_seed_and_independent_between_seeds(rng):
     x = rng.standard_normal(10007).astype(np.float32)
-    masks = [backend.to_numpy(ew.dropout(on_device(x), 0.5, seed)[1]) for seed in (1, 1, 2, 2**40 + 1)]
+    draws = [(1, 0), (1, 0), (2, 0), (2**40 + 1, 0), (1, 1), (1, 2**40)]
+    masks = [backend.to_numpy(ew.dropout(on_device(x), 0.5, seed, stream)[1]) for seed, stream in draws]
     np.testing.assert_array_equal(masks[0], masks[1])
     for other in masks[2:]:
         agreement = float(np.mean((masks[0] == 0) == (other == 0)))
         assert abs(agreement - 0.5) < 0.03
-    misaligned = backend.to_numpy(ew.dropout(on_device(x, misaligned=True), 0.5, 1)[1])
-    np.testing.assert_array_equal(misaligned, masks[0])  # the mask depends on (seed, index) only
+    misaligned = backend.to_numpy(ew.dropout(on_device(x, misaligned=True), 0.5, 1, 0)[1])
+    np.testing.assert_array_equal(misaligned, masks[0])  # the mask depends on (seed, stream, index) only
+
+
+@on_gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dropout_mask_is_bit_identical_to_the_reference(rng, dtype):
+    x = rng.standard_normal((7, 13, 11)).astype(dtype)  # 1001 elements: a partial last quad
+    for seed, stream in [(0, 1), (2**63 + 5, 2**33 + 7)]:
+        y, mask = (backend.to_numpy(a) for a in ew.dropout(on_device(x), 0.3, seed, stream))
+        y_ref, mask_ref = dropout_reference(x, 0.3, seed, stream)
+        np.testing.assert_array_equal(mask, mask_ref)
+        np.testing.assert_array_equal(y, y_ref)
 
 
 NORM_CASES = [((5, 3), 1), ((2, 3, 5, 7), 1), ((1, 3, 4, 5), 1), ((3, 5, 2), 2), ((2, 4, 3), 0),

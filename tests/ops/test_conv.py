@@ -5,6 +5,7 @@ import pytest
 
 from cnnkit.ops.conv import conv, conv1d, conv2d, conv3d
 from cnnkit.testing import gradcheck
+from tests.fake_gpu import fake_gpu  # noqa: F401  (fixture)
 from tests.helpers import randn, tensor
 
 
@@ -118,3 +119,33 @@ def test_filter_gradient_rebuilds_its_columns_when_the_forward_saved_none(rng):
     gy = rng.standard_normal(y.shape)
     np.testing.assert_allclose(conv_backward_filter_reference(gy, x, None, W.shape, geometry, 2),
                                conv_backward_filter_reference(gy, x, saved, W.shape, geometry, 2))
+
+
+def test_reference_products_take_the_columns_as_they_are(rng, fake_gpu, monkeypatch):
+    """On GPU arrays (the fake device layer) no product gets a transposed view of the im2col
+    matrix, which CuPy's batched matmul would copy whole; gy and W may be rearranged (small)."""
+    from cnnkit.ops.window import make_geometry
+    from cnnkit.registry import impl
+    from tests.fake_gpu import on_device
+
+    products = []
+
+    def matmul(a, b):
+        products.append((a, b))
+        return on_device(np.matmul(np.asarray(a), np.asarray(b)), fake_gpu.current)
+
+    monkeypatch.setattr(fake_gpu, "matmul", matmul, raising=False)
+    x, W = rng.standard_normal((3, 4, 7, 6)), rng.standard_normal((6, 2, 3, 3))
+    geometry = make_geometry(2, (3, 3), (2, 1), 1, 1, x.shape[2:])
+    y, saved = impl("conv_forward", on_device(x), on_device(W), None, geometry, 2)
+    gy = rng.standard_normal(y.shape)
+    gW = impl("conv_backward_filter", on_device(gy), on_device(x), saved, W.shape, geometry, 2)
+    gx = impl("conv_backward_data", on_device(gy), on_device(W), x.shape, geometry, 2)
+    assert [a is saved or b is saved for a, b in products] == [True, True, False]
+    assert all(operand.flags.c_contiguous for operand in products[0] + products[1])  # no copy in CuPy
+    expected = direct_convolution(x, W, None, (2, 1), ((1, 1), (1, 1)), (1, 1), 2)
+    np.testing.assert_allclose(np.asarray(y), expected, rtol=1e-10, atol=1e-10)
+    tx, tW = tensor(x, requires_grad=True), tensor(W, requires_grad=True)
+    conv2d(tx, tW, stride=(2, 1), padding=1, groups=2).backward(gy)
+    np.testing.assert_allclose(np.asarray(gW), tW.grad.numpy(), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(np.asarray(gx), tx.grad.numpy(), rtol=1e-10, atol=1e-10)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterable, Iterator
 
-from ... import registry
+from ... import cuda, registry
 from ..device import BenchDevice
 from ..peaks import Peak
 from ..results import CaseResult, PeakLabel, failed_case
@@ -14,7 +14,9 @@ def ours(ops: tuple[str, ...], device: BenchDevice) -> tuple[str, dict]:
 
     Returns:
         ``("cnnkit NumPy" | "cnnkit CUDA kernel" | "cnnkit reference on CuPy" | "cnnkit CUDA kernel +
-        reference on CuPy", {"implementation": {op: "cuda" | "reference"}, "function": {op: qualified name}})``.
+        reference on CuPy", {"implementation": {op: "cuda" | "reference"}, "function": {op: qualified name}})``,
+        and on a GPU ``"matmul_precision"``: the setting and cuBLAS's compute type as read back
+        (:func:`cnnkit.cuda.matmul_precision_in_use`; our convolution kernels are FP32 whatever the setting).
     """
     kinds, functions = {}, {}
     for op in ops:
@@ -30,7 +32,10 @@ def ours(ops: tuple[str, ...], device: BenchDevice) -> tuple[str, dict]:
         name = "cnnkit reference on CuPy"
     else:
         name = "cnnkit CUDA kernel + reference on CuPy"
-    return name, {"implementation": kinds, "function": functions}
+    details = {"implementation": kinds, "function": functions}
+    if device.is_cuda:
+        details["matmul_precision"] = cuda.matmul_precision_in_use()
+    return name, details
 
 
 def rel_error(xp, value, expected) -> float:

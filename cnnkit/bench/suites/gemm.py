@@ -3,8 +3,8 @@
 C = A·B with A (M, K) and B (K, N) in float32: 2·M·N·K FLOPs and at least
 4·(M·K + K·N + M·N) bytes per call. On a GPU with TF32 tensor cores (sm_80 and
 newer) every size also runs in TF32: ours through
-``cnnkit.cuda.set_matmul_precision("tf32")``, cuBLAS with the compute type that
-``CUPY_TF32=1`` selects. Every product is checked against the float64 product of
+``cnnkit.cuda.set_matmul_precision("tf32")``, which sets cuBLAS's compute type for
+``cupy.matmul`` too. Every product is checked against the float64 product of
 the same inputs; a TF32 reference whose error is FP32-small did not use TF32 and is
 reported as failed rather than compared with.
 """
@@ -17,6 +17,7 @@ from typing import Iterator
 
 import numpy as np
 
+from ... import backend, cuda
 from ...registry import impl
 from ..device import BenchDevice
 from ..hardware import numpy_info
@@ -40,42 +41,9 @@ def parse_size(text: str) -> tuple[int, int, int]:
     return (numbers[0],) * 3 if len(numbers) == 1 else tuple(numbers)
 
 
-def _cublas_compute_types(cupy):
-    """CuPy's private module holding the cuBLAS compute type of ``cupy.matmul``, or RuntimeError."""
-    linalg = getattr(getattr(cupy, "_core", None), "_routines_linalg", None)
-    if linalg is None or not all(hasattr(linalg, name) for name in ("set_compute_type", "get_compute_type",
-                                                                     "compute_type_to_str")):
-        raise RuntimeError("this CuPy does not expose cuBLAS compute types (cupy._core._routines_linalg)")
-    return linalg
-
-
-def _compute_type_code(linalg, name: str) -> int:
-    for code in range(32):
-        if linalg.compute_type_to_str(code) == name:
-            return code
-    raise RuntimeError(f"this CuPy has no cuBLAS compute type {name}")
-
-
-@contextmanager
-def cublas_compute_type(linalg, code: int) -> Iterator[None]:
-    """Make ``cupy.matmul`` on float32 use compute type ``code`` for the duration.
-
-    This is the switch that ``CUPY_TF32=1`` flips at start-up (to TF32), set here
-    explicitly both ways, so that the FP32 reference is FP32 even where that
-    variable is set, and restored afterwards.
-    """
-    previous = linalg.get_compute_type(np.float32)
-    linalg.set_compute_type(np.float32, code)
-    try:
-        yield
-    finally:
-        linalg.set_compute_type(np.float32, previous)
-
-
 @contextmanager
 def matmul_precision(precision: str) -> Iterator[None]:
-    """Our GPU matmul precision for the duration: "fp32" -> "highest", "tf32" -> "tf32"."""
-    from ... import cuda
+    """The GPU matmul precision, ours and cuBLAS's alike, for the duration: "fp32" -> "highest", "tf32" -> "tf32"."""
     previous = cuda.get_matmul_precision()
     cuda.set_matmul_precision("tf32" if precision == "tf32" else "highest")
     try:
@@ -99,17 +67,10 @@ def _reference(device: BenchDevice, precision: str, a, b, expected) -> Figure:
         name = f"NumPy BLAS ({blas.get('name', 'unknown')} {blas.get('version', '')})".replace(" )", ")")
         return measured(name, lambda: device.measure(lambda: np.matmul(a, b)))
     name = f"cuBLAS {precision.upper()} (cupy.matmul)"
-    compute_type = "COMPUTE_TYPE_TF32" if precision == "tf32" else "COMPUTE_TYPE_DEFAULT"
-    try:
-        linalg = _cublas_compute_types(xp)
-        context = cublas_compute_type(linalg, _compute_type_code(linalg, compute_type))
-    except RuntimeError as error:
-        if precision == "tf32":
-            return Figure.failed(name, error)
-        # FP32 is CuPy's default unless CUPY_TF32 is set; the error check below tells.
-        context, compute_type = nullcontext(), "CuPy default"
-    with context:
-        figure = measured(name, lambda: device.measure(lambda: xp.matmul(a, b)), compute_type=compute_type)
+    with matmul_precision(precision):
+        figure = measured(name, lambda: device.measure(lambda: xp.matmul(a, b)),
+                          compute_type=backend.cublas_float32_compute_type(),
+                          precision=cuda.matmul_precision_in_use())
         if not figure.ok:
             return figure
         try:
@@ -142,6 +103,7 @@ def _case(device: BenchDevice, identity: dict, peak: Peak | None) -> CaseResult:
     expected = xp.matmul(a.astype(np.float64), b.astype(np.float64))
     checked = None
     with matmul_precision(precision) if device.is_cuda else nullcontext():
+        name, details = ours(("gemm",), device)  # inside, so the JSON has the precision this case ran with
         figure = measured(name, lambda: device.measure(lambda: impl("gemm", a, b)), **details)
         if figure.ok:
             error = rel_error(xp, impl("gemm", a, b), expected)
