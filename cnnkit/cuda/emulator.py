@@ -141,13 +141,15 @@ def _build(name: str, source_text: str, extra_flags: Sequence[str] = ()) -> Path
     if library.is_file():
         return library
     directory.mkdir(parents=True, exist_ok=True)
-    source = directory / f"{name}-{key}.cpp"  # kept beside the library: gdb shows these lines
+    source = directory / f"{name}-{key}.cpp"  # what was compiled, kept beside the library
     source.write_text(source_text)
     with tempfile.NamedTemporaryFile(dir=directory, suffix=".so", delete=False) as partial:
         partial_path = Path(partial.name)
     command = [compiler(), *COMPILE_FLAGS, *extra_flags, "-I", str(_emulate_dir()),
                "-include", str(_emulate_dir() / "cuda_host.h"), "-x", "c++", str(source), "-o", str(partial_path)]
-    result = subprocess.run(command, capture_output=True, text=True)
+    # Run from kernels/: the #line directives name kernel files relative to it, so a debugger
+    # finds kernels/<file>.cu itself.
+    result = subprocess.run(command, capture_output=True, text=True, cwd=kernel_source_dir())
     if result.returncode != 0:
         partial_path.unlink(missing_ok=True)
         raise KernelCompileError(f"{name}: the host compiler rejected it for emulation:\n{result.stderr}")
