@@ -166,7 +166,7 @@ def use_cuda_kernels(enabled: bool) -> Iterator[None]:
         _cuda_kernels_enabled = previous
 
 
-if _kernel_choice == EMULATE:
-    from .cuda.emulator import use_emulation
 
-    use_emulation()
+def kernel_choice() -> str:
+    """What ``CNNKIT_KERNELS`` asked for at start-up: "reference", "cuda" or "emulate"."""
+    return _kernel_choice

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .. import backend
+from .. import backend, registry
 from .emulator import KernelFault, use_emulation
 from .launcher import device_properties, kernel_cache_dir
 
@@ -122,3 +122,7 @@ def matmul_precision_in_use() -> dict:
     compute_type = backend.cublas_float32_compute_type()
     cublas = None if compute_type is None else ("tf32" if compute_type == "COMPUTE_TYPE_TF32" else "fp32")
     return {"setting": _matmul_precision, "cublas": cublas}
+
+
+if registry.kernel_choice() == registry.EMULATE:  # CNNKIT_KERNELS=emulate
+    use_emulation()
