@@ -45,11 +45,18 @@ def cupy():
     """Return the CuPy module, or raise :class:`CudaUnavailableError` saying why not."""
     module = _import_cupy()
     if module is None:
-        raise CudaUnavailableError(
-            f"a CUDA device was asked for, but CuPy cannot be imported "
-            f"({type(_cupy_import_error).__name__}: {_cupy_import_error}); {GPU_INSTALL_HINT}"
-        )
+        raise CudaUnavailableError(f"a CUDA device was asked for, but {cuda_unavailable_reason()}")
     return module
+
+
+def cuda_unavailable_reason() -> str | None:
+    """Why no GPU can be used here (CuPy missing, or no GPU visible), or None when one can."""
+    if _import_cupy() is None:
+        return (f"CuPy cannot be imported ({type(_cupy_import_error).__name__}: {_cupy_import_error}); "
+                f"{GPU_INSTALL_HINT}")
+    if cuda_device_count() == 0:
+        return "no NVIDIA GPU is visible to CuPy (check `nvidia-smi` and CUDA_VISIBLE_DEVICES)"
+    return None
 
 
 def cuda_device_count() -> int:
@@ -224,13 +231,10 @@ def _parse_device(spec: "str | None") -> tuple[str, int]:
 
 
 def _check_cuda_device(index: int) -> None:
-    cupy()  # raises with the import error when CuPy is missing
+    reason = cuda_unavailable_reason()
+    if reason is not None:
+        raise CudaUnavailableError(f"a CUDA device was asked for, but {reason}; use device='cpu' instead")
     count = cuda_device_count()
-    if count == 0:
-        raise CudaUnavailableError(
-            "a CUDA device was asked for, but no NVIDIA GPU is visible to CuPy "
-            "(check `nvidia-smi` and CUDA_VISIBLE_DEVICES); use device='cpu' instead"
-        )
     if index >= count:
         raise CudaUnavailableError(f"device 'cuda:{index}' was asked for, but only {count} GPU(s) are visible")
     problems = cuda_library_problems()

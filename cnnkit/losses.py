@@ -244,8 +244,20 @@ def categorical_hinge(y_true, y_pred) -> Tensor:
 # ---------------------------------------------------------------- loss objects
 
 
+def weigh_samples(losses: Tensor, sample_weight, who: str) -> Tensor:
+    """Per-sample losses (N,) times per-sample weights (N,) (constants, moved to the losses' device)."""
+    weights = constant_like(sample_weight, losses)
+    if losses.ndim != 1 or weights.shape != losses.shape:
+        raise ValueError(f"{who}: sample_weight must have one weight per sample, shape {tuple(losses.shape[:1])}, "
+                         f"for per-sample losses of shape {tuple(losses.shape)}; got shape {tuple(weights.shape)}")
+    return losses * weights.astype(losses.dtype, copy=False)
+
+
 class Loss:
-    """A loss with a batch reduction: ``loss(y_true, y_pred)`` returns a tensor.
+    """A loss with a batch reduction: ``loss(y_true, y_pred, sample_weight=None)`` returns a tensor.
+
+    Per-sample weights (N,) multiply the per-sample losses before the reduction; as in
+    Keras, ``"mean"`` still divides by the batch size, not by the sum of the weights.
 
     Args:
         reduction: ``"mean"`` (the sum of per-sample losses over the batch size, the
@@ -262,8 +274,10 @@ class Loss:
         self.reduction = reduction
         self.name = name or self.default_name
 
-    def __call__(self, y_true, y_pred) -> Tensor:
+    def __call__(self, y_true, y_pred, sample_weight=None) -> Tensor:
         losses = self.call(y_true, y_pred)
+        if sample_weight is not None:
+            losses = weigh_samples(losses, sample_weight, type(self).__name__)
         if self.reduction == "mean":
             return losses.mean()
         if self.reduction == "sum":

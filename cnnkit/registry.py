@@ -64,17 +64,25 @@ def _load_cpu_variants() -> None:
 
 def lookup(name: str, on_gpu: bool) -> Callable:
     """The implementation ``impl`` would call for op ``name``."""
-    if on_gpu and _cuda_kernels_enabled:
+    return choose(name, on_gpu)[0]
+
+
+def choose(name: str, on_gpu: bool) -> tuple[Callable, str]:
+    """The implementation of op ``name`` for a device, and why it is the one (shown by ``cnnkit kernels``)."""
+    if on_gpu:
         _load_cuda_kernels()
         kernel = _implementations.get((name, CUDA))
-        if kernel is not None:
-            return kernel
-    if not on_gpu:
+        if kernel is not None and _cuda_kernels_enabled:
+            return kernel, "our CUDA kernel (CNNKIT_KERNELS=cuda)"
+        reason = ("our CUDA kernel is opt-in until validated on a GPU (CNNKIT_KERNELS=cuda)" if kernel is not None
+                  else "no CUDA kernel for this op")
+    else:
         _load_cpu_variants()
         variant = _implementations.get((name, CPU))
         if variant is not None:
-            return variant
-    return reference(name)
+            return variant, "the CPU variant measured faster than the reference"
+        reason = "no CPU variant for this op"
+    return reference(name), reason
 
 
 def reference(name: str) -> Callable:

@@ -287,7 +287,7 @@ def run_bench(args: argparse.Namespace) -> int:
                 print(f"cnnkit bench: no GPU found ({reason})", file=sys.stderr)
                 return 2
             else:
-                print(f"No GPU found ({reason}); measuring the CPU only.", flush=True)
+                print(f"No GPU found, measuring the CPU ({reason}).", flush=True)
         document = run_benchmarks(options, devices, log=lambda line: print(line, flush=True))
         document["gpu_status"] = {"available": available, "reason": reason or None}
     print()

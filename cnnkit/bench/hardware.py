@@ -60,9 +60,20 @@ def cpu_info() -> dict:
             "usable_cores": usable}
 
 
+def memory_info() -> dict | None:
+    """Total and available memory in GiB (Linux's /proc/meminfo), or None elsewhere."""
+    try:
+        fields = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines() if ":" in line)
+        total, available = (int(fields[key].split()[0]) / 2**20 for key in ("MemTotal", "MemAvailable"))
+    except (OSError, KeyError, ValueError):
+        return None
+    return {"total_gib": total, "available_gib": available}
+
+
 def numpy_info() -> dict:
-    """NumPy's version and the BLAS it was built with (and thread settings from the environment)."""
-    info = {"version": np.__version__, "blas": None,
+    """NumPy's version, the BLAS it was built with, its threads and thread settings from the environment."""
+    from ..cpu import blas_threads
+    info = {"version": np.__version__, "blas": None, "blas_threads": blas_threads(),
             "thread_environment": {name: os.environ[name] for name in _ENV_THREAD_VARIABLES if name in os.environ}}
     try:
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
@@ -74,11 +85,8 @@ def numpy_info() -> dict:
 
 def gpu_status() -> tuple[bool, str]:
     """``(True, "")`` when a CUDA GPU is usable, else ``(False, reason)``."""
-    try:
-        backend.Device("cuda")
-    except backend.CudaUnavailableError as error:
-        return False, str(error)
-    return True, ""
+    reason = backend.cuda_unavailable_reason()
+    return reason is None, reason or ""
 
 
 def gpu_info(index: int) -> dict:
@@ -126,6 +134,7 @@ def collect(gpu_index: int | None = None) -> dict:
         "python": platform.python_version(),
         "cnnkit": cnnkit.__version__,
         "cpu": cpu_info(),
+        "memory": memory_info(),
         "numpy": numpy_info(),
         "torch": torch_info(),
     }

@@ -1,6 +1,7 @@
 """The callback protocol of ``Model.fit``, the History it returns, and the progress bar."""
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any, Iterable
@@ -94,7 +95,15 @@ def format_logs(logs: dict) -> str:
 
 
 class ProgressBar(Callback):
-    """A tqdm bar per epoch on a terminal (verbose=1); otherwise one line per epoch (verbose ≥ 1)."""
+    """Keras' layout: one tqdm bar per epoch whose last state shows the epoch's final metrics.
+
+    Used with verbose=1 on a terminal at least ``MIN_COLUMNS`` wide; otherwise (a file,
+    a pipe, verbose=2, or a terminal whose width is unknown or tiny, where a bar would
+    wrap or vanish) one plain line per epoch. Metrics computed only at some batches stay
+    on the bar with their latest value instead of flickering in and out.
+    """
+
+    MIN_COLUMNS = 40
 
     main_process_only = True
 
@@ -104,9 +113,19 @@ class ProgressBar(Callback):
         self.stream = stream or sys.stderr
         self.bar = None
         self.started = 0.0
+        self.shown: dict = {}
+
+    def _terminal_columns(self) -> int | None:
+        try:
+            return os.get_terminal_size(self.stream.fileno()).columns
+        except (AttributeError, OSError, ValueError):  # not a terminal, or no file descriptor
+            return None
 
     def _interactive(self) -> bool:
-        return self.verbose == 1 and hasattr(self.stream, "isatty") and self.stream.isatty()
+        if self.verbose != 1 or not (hasattr(self.stream, "isatty") and self.stream.isatty()):
+            return False
+        columns = self._terminal_columns()
+        return columns is not None and columns >= self.MIN_COLUMNS
 
     def on_train_begin(self, logs=None):
         placement = self.params.get("data_placement")
@@ -115,19 +134,23 @@ class ProgressBar(Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
+        self.shown = {}
         if self._interactive():
             self.bar = tqdm(total=self.params.get("steps"), desc=f"Epoch {epoch + 1}/{self.params['epochs']}",
                             unit="batch", file=self.stream, leave=True, dynamic_ncols=True)
 
     def on_train_batch_end(self, batch, logs=None):
         if self.bar is not None:
+            self.shown.update(logs or {})
             self.bar.update(1)
-            self.bar.set_postfix_str(format_logs(logs or {}), refresh=False)
+            self.bar.set_postfix_str(format_logs(self.shown), refresh=False)
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - self.started
         if self.bar is not None:
             self.bar.set_postfix_str(format_logs(logs or {}), refresh=False)
+            # The final line keeps every metric (as Keras' does) rather than being cut at the terminal's width.
+            self.bar.dynamic_ncols, self.bar.ncols = None, None
             self.bar.close()
             self.bar = None
         elif self.verbose:

@@ -55,7 +55,7 @@ class ModelCheckpoint(Callback):
         super().__init__()
         if not isinstance(filepath, (str, os.PathLike)):
             raise TypeError(f"ModelCheckpoint: filepath must be a path, got {filepath!r}")
-        self.filepath = os.fspath(filepath)
+        self.filepath = os.fspath(saving.check_file_name(filepath, "ModelCheckpoint"))
         self.monitor = Monitor("ModelCheckpoint", monitor, mode)
         self.save_best_only = bool(save_best_only)
         self.save_weights_only = bool(save_weights_only)

@@ -13,6 +13,7 @@ already spreads over every core: sharding them gained nothing and the join cost 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import partial
 
@@ -25,11 +26,20 @@ from .pool import get_num_threads, run_all
 
 # Below this many samples per slice the threads cost more than they save.
 MIN_SAMPLES_PER_SHARD = 8
+# Nor is a slice of fewer values worth a thread: handing work to another thread costs
+# microseconds on a quiet machine but a scheduler time slice (milliseconds) when another
+# process holds a core, and `cnnkit bench` on a loaded 2-core machine measured 2x2 max
+# pooling of 32 x 32 x 28 x 28 values at 0.7 ms whole and ~10 ms split in two
+# (bench/results/2026-12-05-threads-*.json). Slices of 2^20 values or more (a few ms of
+# work) keep the gain sharding measured on a quiet machine for the large batches.
+MIN_VALUES_PER_SHARD = 2**20
 
 
-def batch_slices(batch: int) -> list[slice]:
-    """Up to one contiguous slice per thread, each with at least MIN_SAMPLES_PER_SHARD samples."""
-    count = max(1, min(get_num_threads(), batch // MIN_SAMPLES_PER_SHARD))
+def batch_slices(batch: int, sample_size: int = MIN_VALUES_PER_SHARD) -> list[slice]:
+    """Up to one contiguous slice per thread, each with at least MIN_SAMPLES_PER_SHARD samples and
+    MIN_VALUES_PER_SHARD values (``sample_size`` values per sample)."""
+    count = max(1, min(get_num_threads(), batch // MIN_SAMPLES_PER_SHARD,
+                       batch * sample_size // MIN_VALUES_PER_SHARD))
     bounds = [batch * i // count for i in range(count + 1)]
     return [slice(start, stop) for start, stop in zip(bounds[:-1], bounds[1:])]
 
@@ -51,14 +61,14 @@ def _sliced_shape(shape: tuple, piece: slice) -> tuple:
 
 
 def conv_backward_data_sharded(gy, W, input_shape, geometry, groups):
-    slices = batch_slices(gy.shape[0])
+    slices = batch_slices(gy.shape[0], math.prod(input_shape[1:]))
     return _join(run_all([partial(conv_backward_data_reference, gy[s], W, _sliced_shape(input_shape, s),
                                   geometry, groups) for s in slices]))
 
 
 @register("pool_forward", CPU)
 def pool_forward_sharded(x, mode, geometry):
-    slices = batch_slices(x.shape[0])
+    slices = batch_slices(x.shape[0], math.prod(x.shape[1:]))
     results = run_all([partial(pool_forward_reference, x[s], mode, geometry) for s in slices])
     return _join([y for y, _ in results]), PerShard(slices, [saved for _, saved in results])
 

@@ -49,10 +49,13 @@ class DatasetNotFoundError(FileNotFoundError):
 def search_paths(name: str, path: str | os.PathLike | None = None) -> list[Path]:
     """The directories searched for data set ``name``, in order.
 
-    ``path`` (if given), ``$CNNKIT_DATA/<name>``, ``$CNNKIT_DATA`` (if that variable
-    is set), ``~/.cache/cnnkit/<name>``, ``/usr/share/datasets/<name>``.
+    A ``path`` given explicitly is the only place: it is used or refused, never passed
+    over for another copy. Otherwise ``$CNNKIT_DATA/<name>``, ``$CNNKIT_DATA`` (if that
+    variable is set), ``~/.cache/cnnkit/<name>``, ``/usr/share/datasets/<name>``.
     """
-    places = [] if path is None else [Path(path).expanduser()]
+    if path is not None:
+        return [Path(path).expanduser()]
+    places = []
     data_root = os.environ.get("CNNKIT_DATA")
     if data_root:
         places += [Path(data_root).expanduser() / name, Path(data_root).expanduser()]
@@ -99,7 +102,8 @@ def _load(name: str, title: str, path: str | os.PathLike | None) -> tuple:
         f"{title} was not found. Looked for {', '.join(FILE_STEMS)} (each plain or .gz) in:\n"
         + "\n".join(report)
         + f"\nTo get the files:\n{how}\n"
-        f"then pass path=<directory>, or put them in $CNNKIT_DATA/{name} or ~/.cache/cnnkit/{name}."
+        + (f"then pass path=<directory>, or put them in $CNNKIT_DATA/{name} or ~/.cache/cnnkit/{name}."
+           if path is None else "then pass the directory holding them, or leave path out to search the usual places.")
     )
     raise DatasetNotFoundError(message, places)
 
@@ -113,7 +117,7 @@ def load_fashion_mnist(path: str | os.PathLike | None = None) -> tuple:
     for in the places of :func:`search_paths` (``name='fashion-mnist'``).
 
     Args:
-        path: a directory holding the four IDX files, searched first.
+        path: the directory holding the four IDX files (then no other place is searched).
 
     Returns:
         ``(x_train, y_train), (x_test, y_test)``: images float32 in [0, 1], labels int64.
@@ -134,7 +138,7 @@ def load_mnist(path: str | os.PathLike | None = None) -> tuple:
     Found like :func:`load_fashion_mnist`, with ``name='mnist'``.
 
     Args:
-        path: a directory holding the four IDX files, searched first.
+        path: the directory holding the four IDX files (then no other place is searched).
 
     Returns:
         ``(x_train, y_train), (x_test, y_test)``: images float32 in [0, 1], labels int64.

@@ -11,6 +11,8 @@ is ``None`` when the layer is built from symbolic inputs.
 """
 from __future__ import annotations
 
+import difflib
+import functools
 import inspect
 import re
 from collections import defaultdict
@@ -131,6 +133,8 @@ class Layer:
         super().__init_subclass__(**kwargs)
         _LAYER_CLASSES[cls.__name__] = cls
         cls._call_takes_training = "training" in inspect.signature(cls.call).parameters
+        if "__init__" in vars(cls):
+            cls.__init__ = _explaining_unknown_keywords(cls.__init__)
 
     def __init__(self, *, name: str | None = None, trainable: bool = True, input_shape: Sequence[int] | None = None,
                  dtype: Any = None):
@@ -353,6 +357,47 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name='{self.name}' built={self.built}>"
+
+
+def accepted_keywords(cls: type) -> list[str]:
+    """The keyword arguments ``cls(...)`` takes: its ``__init__``'s, and its bases' where ``**kwargs`` passes on."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        init = vars(klass).get("__init__")
+        if init is None or klass is object:
+            continue
+        parameters = list(inspect.signature(init).parameters.values())[1:]
+        names += [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        if not any(p.kind == p.VAR_KEYWORD for p in parameters):
+            break
+    return list(dict.fromkeys(names))
+
+
+def _explaining_unknown_keywords(init):
+    """Wrap a layer's ``__init__`` so a misspelled keyword names the layer class and the closest valid one.
+
+    Python's own message ("Layer.__init__() got an unexpected keyword argument") names
+    the base class that finally refused it; the check runs only after such a TypeError,
+    so layers that take extra ``**kwargs`` for themselves keep working.
+    """
+    @functools.wraps(init)
+    def checked_init(self, *args, **kwargs):
+        try:
+            init(self, *args, **kwargs)
+        except TypeError as error:
+            valid = accepted_keywords(type(self))
+            unknown = [key for key in kwargs if key not in valid]
+            if "unexpected keyword argument" not in str(error) or not unknown:
+                raise
+            close = difflib.get_close_matches(unknown[0], valid, n=1, cutoff=0.5)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise TypeError(f"{type(self).__name__}: unknown argument {unknown[0]!r}{hint} "
+                            f"(it takes: {', '.join(valid)})") from None
+
+    return checked_init
+
+
+Layer.__init__ = _explaining_unknown_keywords(Layer.__init__)  # layers without an __init__ of their own
 
 
 def _held_layers(name: str, value: Any) -> dict[str, "Layer"]:

@@ -5,6 +5,8 @@ stored as (filters, channels / groups, *kernel_size), as in PyTorch and Chainer.
 """
 from __future__ import annotations
 
+import inspect
+
 from typing import Any
 
 from ..ops.conv import conv
@@ -56,9 +58,11 @@ class _Windowed(Layer):
         return geometry.check_fits(spatial, self.who)
 
     def _window_config(self) -> dict:
-        return {"kernel_size": list(self.kernel_size), "strides": list(self.strides),
-                "padding": self.padding,
-                "dilation_rate": list(self.dilation_rate)}
+        config = {"kernel_size": list(self.kernel_size), "strides": list(self.strides), "padding": self.padding,
+                  "dilation_rate": list(self.dilation_rate)}
+        if "rank" in inspect.signature(type(self).__init__).parameters:  # the rank-generic bases, not Conv2D
+            config["rank"] = self.rank
+        return config
 
 
 class Conv(WeightOptions, _Windowed):
@@ -109,11 +113,8 @@ class Conv(WeightOptions, _Windowed):
         return (input_shape[0], self.filters) + self._output_spatial(input_shape)
 
     def get_config(self):
-        config = {**super().get_config(), "filters": self.filters, **self._window_config(), "groups": self.groups,
-                  **self._weight_options_config()}
-        if type(self) is Conv:
-            config["rank"] = self.rank
-        return config
+        return {**super().get_config(), "filters": self.filters, **self._window_config(), "groups": self.groups,
+                **self._weight_options_config()}
 
 
 class Conv1D(Conv):
@@ -263,3 +264,8 @@ class SeparableConv2D(SeparableConv):
 
     def __init__(self, filters: int, kernel_size: Any, **kwargs):
         super().__init__(2, filters, kernel_size, **kwargs)
+
+
+# The other names Keras users type for the same layers.
+Convolution1D, Convolution2D, Convolution3D = Conv1D, Conv2D, Conv3D
+SeparableConvolution1D, SeparableConvolution2D = SeparableConv1D, SeparableConv2D

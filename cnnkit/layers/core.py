@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Sequence
 
-from .. import activations
+from .. import activations, custom_objects
 from ..ops.dropout import dropout
 from ..ops.matmul import linear
 from ..ops.shape import flatten, reshape
@@ -142,7 +142,11 @@ class Reshape(Layer):
 
 
 class Lambda(Layer):
-    """Wraps a function of tensors as a layer (for quick experiments; it cannot be saved)."""
+    """Wraps a function of tensors as a layer.
+
+    A named function (and ``output_shape`` function) is saved by name and found again
+    through ``custom_objects`` when loading; a ``lambda`` cannot be saved.
+    """
 
     def __init__(self, function: Callable, output_shape: Callable | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -157,4 +161,15 @@ class Lambda(Layer):
         return self.output_shape_fn(input_shape)
 
     def get_config(self):
-        raise TypeError(f"{self.who}: a Lambda layer cannot be saved; write a Layer subclass instead")
+        config = {**super().get_config(), "function": custom_objects.serialize(self.function, "function")}
+        if self.output_shape_fn is not None:
+            config["output_shape"] = custom_objects.serialize(self.output_shape_fn, "output_shape function")
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Lambda":
+        config = dict(config)
+        config["function"] = custom_objects.deserialize(config["function"], "Lambda function")
+        if config.get("output_shape") is not None:
+            config["output_shape"] = custom_objects.deserialize(config["output_shape"], "Lambda output_shape function")
+        return cls(**config)

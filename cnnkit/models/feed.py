@@ -34,10 +34,11 @@ def _group(fields: list, names: list[str] | None):
 
 
 class Batches:
-    """A DataLoader whose flat batches are regrouped into ``(inputs, targets)``.
+    """A DataLoader whose flat batches are regrouped into ``(inputs, targets, sample_weight)``.
 
     ``inputs`` is one tensor or a list (several model inputs); ``targets`` is one
-    tensor, a list (several outputs) or None (prediction without targets).
+    tensor, a list (several outputs) or None (prediction without targets);
+    ``sample_weight`` is the (batch,) weights, the field after the targets, or None.
     """
 
     def __init__(self, loader: DataLoader, inputs: list[str] | None, targets: list[str] | None,
@@ -56,17 +57,20 @@ class Batches:
 
     def split(self, batch: tuple) -> tuple:
         width = len(batch)
-        if width == self.input_count + self.target_count:
-            target_fields = list(batch[self.input_count:])
-        elif self.target_count == 0 and width > self.input_count:
-            target_fields = []  # predict() on a loader that also yields targets: they are not needed
-        else:
-            raise ValueError(f"{self.caller}: each batch should hold {self.input_count} input(s)"
-                             f"{f' and {self.target_count} target(s)' if self.target_count else ''}, "
-                             f"got {width} field(s)")
+        targets_end = self.input_count + self.target_count
+        weights = None
+        if self.target_count and width == targets_end + 1:
+            weights = batch[-1]  # Keras' (x, y, sample_weight)
+        elif width != targets_end and not (self.target_count == 0 and width > self.input_count):
+            # (predict() on a loader that also yields targets does not need them)
+            targets = f" and {self.target_count} target(s)" if self.target_count else ""
+            raise ValueError(f"{self.caller}: each batch should hold {self.input_count} input(s){targets}, got "
+                             f"{width} field(s)" + (" (one more, after the targets, is read as sample weights)"
+                                                    if self.target_count else ""))
         inputs = _group(list(batch[:self.input_count]), self.inputs)
+        target_fields = list(batch[self.input_count:targets_end])
         targets = _group(target_fields, self.targets) if target_fields else None
-        return inputs, targets
+        return inputs, targets, weights
 
     def first_inputs(self):
         """The inputs of the first batch (to build the model before training)."""
@@ -109,12 +113,13 @@ def check_array(name: str, array: Any, floating: bool, scan_finite: bool) -> Non
 
 
 def make_batches(model, x: Any, y: Any, batch_size: int, shuffle: bool, caller: str, *,
-                 targets: bool, scan_finite: bool) -> Batches:
-    """Batches of ``x`` (and ``y`` when ``targets``) on the model's device, checked first.
+                 targets: bool, scan_finite: bool, sample_weight: Any = None) -> Batches:
+    """Batches of ``x`` (and ``y`` when ``targets``, and ``sample_weight``) on the model's device, checked first.
 
     Args:
         targets: whether the caller needs targets (fit, evaluate) or not (predict).
         scan_finite: look for NaN and Inf in the data (fit does; a full scan costs a pass).
+        sample_weight: (N,) non-negative weights of the samples' losses, or None.
     """
     names_in = input_names(model)
     names_out = output_names(model)
@@ -136,6 +141,9 @@ def make_batches(model, x: Any, y: Any, batch_size: int, shuffle: bool, caller: 
         check_array(f"{caller}: {label}", field, floating=True, scan_finite=scan_finite)
     for label, field in zip(y_labels, y_fields):
         check_array(f"{caller}: {label}", field, floating=False, scan_finite=scan_finite)
+    if sample_weight is not None:
+        y_fields.append(_checked_weights(as_array(sample_weight, "sample_weight"), f"{caller}: sample_weight"))
+        y_labels.append("sample_weight")
     lengths = {label: int(field.shape[0]) for label, field in zip(x_labels + y_labels, x_fields + y_fields)}
     if len(set(lengths.values())) > 1:
         counts = ", ".join(f"{label}: {n}" for label, n in lengths.items())
@@ -178,6 +186,61 @@ def place_on_device(fields: tuple, device: backend.Device) -> tuple[tuple, int, 
     return fields, STREAMED_PREFETCH, (f"Data: {samples} samples ({format_bytes(nbytes)}, more than "
                                        f"{DEVICE_DATA_FRACTION:.0%} of the {format_bytes(free)} free on {device}) "
                                        f"streamed from host memory through pinned buffers")
+
+
+def _checked_weights(weights: Any, name: str) -> Any:
+    if weights.ndim != 1 or weights.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be a 1-D array of numbers, one per sample; got {weights.dtype} of shape "
+                         f"{tuple(weights.shape)}")
+    xp = backend.get_array_module(weights)
+    if not bool(xp.isfinite(weights).all()) or bool((weights < 0).any()):
+        raise ValueError(f"{name} must hold finite, non-negative weights")
+    return weights.astype(np.float32)
+
+
+def combined_sample_weights(model, y: Any, class_weight: dict | None, sample_weight: Any, caller: str) -> Any:
+    """fit's per-sample loss weights: ``sample_weight`` times the class weights of ``y``'s labels, or None.
+
+    ``class_weight`` is Keras' ``{class index: weight}``; a sample weighs as its class
+    (integer labels, or one-hot rows by their argmax). Small host arrays: the batches
+    carry them to the model's device.
+    """
+    if sample_weight is not None:
+        sample_weight = backend.to_numpy(as_array(sample_weight, "sample_weight"))
+    if class_weight is None:
+        return sample_weight
+    if not isinstance(class_weight, dict):
+        raise TypeError(f"{caller}: class_weight must be a dict {{class index: weight}}, got {class_weight!r}")
+    if output_names(model) is not None or y is None:
+        raise ValueError(f"{caller}: class_weight needs array targets y of a model with one output")
+    labels = backend.to_numpy(as_array(y, "y"))
+    if labels.ndim == 2 and labels.shape[1] > 1:
+        labels = labels.argmax(axis=1)
+    labels = labels.reshape(len(labels)).astype(np.int64)
+    missing = sorted(set(np.unique(labels).tolist()) - set(class_weight))
+    if missing:
+        raise ValueError(f"{caller}: class_weight gives no weight for classes {missing} present in y "
+                         f"(it has {sorted(class_weight)})")
+    table = np.zeros(max(labels.max(), *class_weight) + 1, np.float32)
+    for cls, weight in class_weight.items():
+        table[int(cls)] = weight
+    weights = table[labels]
+    if sample_weight is None:
+        return weights
+    if sample_weight.shape != weights.shape:
+        raise ValueError(f"{caller}: sample_weight must have shape {weights.shape}, one weight per sample of y, "
+                         f"got {sample_weight.shape}")
+    return weights * sample_weight
+
+
+def validation_fields(validation_data: Any, caller: str) -> tuple:
+    """``(x, y, sample_weight or None)`` from fit's ``validation_data``: a DataLoader, a pair or a triple."""
+    if isinstance(validation_data, DataLoader):
+        return validation_data, None, None
+    if isinstance(validation_data, (list, tuple)) and len(validation_data) in (2, 3):
+        return (*validation_data, None)[:3]
+    raise ValueError(f"{caller}: validation_data must be (x_val, y_val), (x_val, y_val, sample_weight) or a "
+                     f"DataLoader")
 
 
 def _labels(what: str, names: list[str] | None) -> list[str]:

@@ -6,6 +6,7 @@ optimizer, a loss and metrics; ``fit``/``evaluate``/``predict`` run the loops in
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any, Sequence
 
 from .. import backend
@@ -13,6 +14,37 @@ from ..autograd import Tensor
 from ..layers.base import Layer, SymbolicTensor, _show
 from . import saving, summary, training
 from .graph import Graph
+
+
+def layout_hint(shape: tuple, expected: tuple) -> str:
+    """Why data of ``shape`` may not fit ``expected``: a missing batch axis, or channels last."""
+    if tuple(shape) == tuple(expected[1:]):
+        return "; this looks like a single sample: add a batch axis, e.g. x[None] or np.expand_dims(x, 0)"
+    if len(shape) == len(expected) >= 3 and tuple(shape[1:-1]) == tuple(expected[2:]) and shape[-1] == expected[1]:
+        return f"; {_CHANNELS_LAST_HINT.format(order=_channels_first_order(len(shape)))}"
+    return ""
+
+
+_CHANNELS_LAST_HINT = ("these look like channels-last images (N, H, W, C); cnnkit is channels-first (N, C, H, W), "
+                       "as PyTorch: use x.transpose{order}")
+
+
+def _channels_first_order(ndim: int) -> tuple:
+    return (0, ndim - 1, *range(1, ndim - 1))
+
+
+def warn_if_channels_last(input_shape: tuple, who: str) -> None:
+    """Warn when a model whose input shape comes from the data is given what looks like channels-last images.
+
+    Images (rank 3 to 5) whose last axis has 1, 3 or 4 entries (grey, RGB, RGBA) while
+    the second has more are almost surely (N, ..., C): a model built on them would take
+    the rows for channels and train silently on scrambled data.
+    """
+    shape = tuple(input_shape)
+    if 3 <= len(shape) <= 5 and shape[-1] in (1, 3, 4) and shape[1] is not None and shape[1] not in (1, 3, 4):
+        warnings.warn(f"{who}: built for inputs of shape {_show(shape)}: "
+                      f"{_CHANNELS_LAST_HINT.format(order=_channels_first_order(len(shape)))}, or start the model "
+                      f"with cnnkit.Input((C, H, W)) to have such input refused", UserWarning, stacklevel=4)
 
 
 class Model(Layer):
@@ -83,6 +115,20 @@ class Model(Layer):
         graph = self._require_graph("output")
         return graph.outputs[0] if graph.single_output else graph.outputs
 
+    @property
+    def input_shape(self):
+        """The shape of the input, batch axis first (None); a list of them for several inputs."""
+        graph = self._require_graph("input shape")
+        shapes = [tensor.shape for tensor in graph.inputs]
+        return shapes[0] if graph.single_input else shapes
+
+    @property
+    def output_shape(self):
+        """The shape of the output, batch axis first (None); a list of them for several outputs."""
+        graph = self._require_graph("output shape")
+        shapes = [tensor.shape for tensor in graph.outputs]
+        return shapes[0] if graph.single_output else shapes
+
     def _require_graph(self, what: str) -> Graph:
         if self._graph is None:
             raise AttributeError(f"{self.who} has no symbolic {what}: it is not a functional model, or it has "
@@ -119,7 +165,7 @@ class Model(Layer):
                     s is not None and s != t for s, t in zip(symbol.shape[1:], shape[1:])):
                 which = "the input" if len(expected) == 1 else f"input {i}"
                 raise ValueError(f"{self.who}: expected {which} to have shape {_show(symbol.shape)} "
-                                 f"(batch first), got {_show(shape)}")
+                                 f"(batch first), got {_show(shape)}{layout_hint(shape, symbol.shape)}")
 
     def compute_output_shape(self, input_shape):
         if self._graph is not None:
@@ -130,6 +176,7 @@ class Model(Layer):
     def build(self, input_shape) -> None:
         """Subclassed models build their layers by running once on zeros of ``input_shape``."""
         if self._graph is None and not self.built:
+            warn_if_channels_last(input_shape, self.who)
             shape = tuple(1 if s is None else s for s in input_shape)
             with backend.default_device(self.device):
                 zeros = Tensor(self.device.xp.zeros(shape, dtype=self.dtype))
@@ -154,6 +201,7 @@ class Model(Layer):
     predict_on_batch = training.predict_on_batch
     summary = summary.summary
     save = saving.save_model
+    to_json = saving.model_to_json
     save_weights = saving.save_weights
     load_weights = saving.load_weights
 

@@ -112,18 +112,22 @@ class Objective:
         """Every metric object, output by output."""
         return [metric for group in self.output_metrics for metric in group]
 
-    def compute(self, y_true: Any, y_pred: Any, who: str) -> tuple[Tensor, dict]:
-        """The total loss, and each output's loss by log key (empty for a single output)."""
+    def compute(self, y_true: Any, y_pred: Any, who: str, sample_weight: Any = None) -> tuple[Tensor, dict]:
+        """The total loss, and each output's loss by log key (empty for a single output).
+
+        ``sample_weight`` (N,) weighs every output's per-sample losses (the metrics stay
+        unweighted, as Keras' ``metrics``).
+        """
         if self.names is None:
             if isinstance(y_pred, (list, tuple)):
                 raise ValueError(f"{who}: the model returned {len(y_pred)} outputs but was compiled for one; "
                                  f"build it as a functional Model(inputs, [outputs]) to train several outputs")
-            return self.loss(y_true, y_pred), {}
+            return _loss_value(self.loss, y_true, y_pred, sample_weight, who), {}
         parts = {}
         total = None
         for name, loss_fn, weight, target, prediction in zip(self.names, self.losses, self.weights,
                                                              y_true, y_pred):
-            value = loss_fn(target, prediction)
+            value = _loss_value(loss_fn, target, prediction, sample_weight, who)
             parts[f"{name}_loss"] = value
             term = value if weight == 1.0 else value * weight
             total = term if total is None else total + term
@@ -161,6 +165,20 @@ class Objective:
                 "loss_weights": dict(zip(self.names, self.weights)),
                 "metrics": {name: [custom_objects.serialize(m, "metric") for m in group]
                             for name, group in zip(self.names, self.output_metrics)}}
+
+
+def _loss_value(loss_fn: Callable, y_true: Any, y_pred: Any, sample_weight: Any, who: str) -> Tensor:
+    """``loss_fn`` on one output, its per-sample losses weighted when ``sample_weight`` is given."""
+    if sample_weight is None:
+        return loss_fn(y_true, y_pred)
+    if isinstance(loss_fn, losses.Loss):
+        return loss_fn(y_true, y_pred, sample_weight)
+    per_sample = loss_fn(y_true, y_pred)
+    if per_sample.ndim != 1:
+        name = getattr(loss_fn, "__name__", type(loss_fn).__name__)
+        raise ValueError(f"{who}: sample weights need one loss per sample, but the loss {name!r} returned shape "
+                         f"{tuple(per_sample.shape)}; return a (batch,) tensor, or subclass cnnkit.losses.Loss")
+    return losses.weigh_samples(per_sample, sample_weight, who).mean()
 
 
 def _metrics_per_output(metrics: Any, count: int) -> Any:

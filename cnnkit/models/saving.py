@@ -30,7 +30,24 @@ from ..autograd import Parameter
 
 FORMAT = "cnnkit"
 FORMAT_VERSION = "1"
+SUPPORTED_EXTENSIONS = (".safetensors",)
 _OPTIMIZER_PREFIX = "optimizer."
+
+
+def check_file_name(path: "str | os.PathLike", who: str = "save") -> Path:
+    """``path`` as a Path if cnnkit can write a model there; a folder or another format is refused.
+
+    Keras users type ``model.h5`` or ``model.keras``: writing safetensors under those
+    names would mislead every tool that trusts the extension, so they are refused.
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise ValueError(f"{who}: {str(target)!r} is a folder; give a file name ending in "
+                         f"{' or '.join(SUPPORTED_EXTENSIONS)}, e.g. {str(target / 'model.safetensors')!r}")
+    if target.suffix.lower() not in SUPPORTED_EXTENSIONS:
+        raise ValueError(f"{who}: cannot write {str(target)!r}: models are saved as safetensors files, so the name "
+                         f"must end in {' or '.join(SUPPORTED_EXTENSIONS)} (got {target.suffix or 'no extension'!r})")
+    return target
 
 
 def named_layers(layer, prefix: str = "") -> dict[str, Any]:
@@ -125,8 +142,10 @@ def _optimizer_tensors(model) -> tuple[dict, dict]:
 def save_model(model, path: "str | os.PathLike", include_optimizer: bool = True) -> Path:
     """Save architecture, weights, compile settings and (by default) optimizer state to ``path``.
 
-    Use :func:`cnnkit.load_model` to read it back, on any device.
+    Use :func:`cnnkit.load_model` to read it back, on any device. ``path`` must end in
+    ``.safetensors`` (the one format cnnkit writes).
     """
+    check_file_name(path, f"{model.who}.save")
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "cnnkit_version": __version__,
                 "class_name": type(model).__name__, "config": json.dumps(model.get_config()),
                 "epoch": str(model.epoch), "rng_state": json.dumps(backend.get_rng_state()),
@@ -143,7 +162,8 @@ def save_model(model, path: "str | os.PathLike", include_optimizer: bool = True)
 
 
 def save_weights(model, path: "str | os.PathLike") -> Path:
-    """Save only the weights (see :meth:`load_weights`)."""
+    """Save only the weights (see :meth:`load_weights`) to a ``.safetensors`` file."""
+    check_file_name(path, f"{model.who}.save_weights")
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "cnnkit_version": __version__,
                 "content": "weights", "layer_states": json.dumps(_layer_states(model))}
     tensors = _weights_as_arrays(model)
@@ -228,20 +248,38 @@ def load_model(path: "str | os.PathLike", device: Any = None, compile: bool = Tr
         custom_objects: the user's layers, losses, metrics, activations, initializers
             and regularizers the file names, by name: ``{"smooth_l1": smooth_l1}``.
     """
-    from .model import Model
-    from .sequential import Sequential
-
     tensors, metadata = _read(path)
     if "config" not in metadata:
         raise ValueError(f"{str(path)!r} holds only weights; build the model in code and call load_weights()")
-    classes = {"Sequential": Sequential, "Model": Model}
-    cls = classes.get(metadata.get("class_name"), Model)
     with custom_object_scope(custom_objects), backend.default_device(backend.as_device(device)):
-        model = cls.from_config(json.loads(metadata["config"]))
+        model = _model_from_config(metadata.get("class_name"), json.loads(metadata["config"]))
         if compile and "compile" in metadata:
             _compile_from(model, json.loads(metadata["compile"]))
     _load_training_state(model, tensors, metadata, str(path), restore_rng_state)
     return model
+
+
+def _model_from_config(class_name: str | None, config: dict):
+    from .model import Model
+    from .sequential import Sequential
+    return {"Sequential": Sequential}.get(class_name, Model).from_config(config)
+
+
+def model_to_json(model, **dumps_options) -> str:
+    """The architecture alone (no weights), as JSON; :func:`model_from_json` rebuilds it, untrained."""
+    return json.dumps({"class_name": type(model).__name__, "config": model.get_config(),
+                       "cnnkit_version": __version__}, **dumps_options)
+
+
+def model_from_json(text: str, custom_objects: dict[str, Any] | None = None):
+    """A fresh, uncompiled model of the architecture ``to_json`` wrote (new weights)."""
+    try:
+        document = json.loads(text)
+        class_name, config = document["class_name"], document["config"]
+    except (ValueError, TypeError, KeyError) as error:
+        raise ValueError(f"model_from_json: expected the JSON that model.to_json() writes ({error!r})") from None
+    with custom_object_scope(custom_objects):
+        return _model_from_config(class_name, config)
 
 
 def _compile_from(model, settings: dict) -> None:

@@ -6,7 +6,7 @@ from typing import Any, Iterable
 from .. import backend
 from ..layers.base import Input, InputLayer, Layer, SymbolicTensor, layer_class, serialize_layer
 from .graph import Graph
-from .model import Model
+from .model import Model, warn_if_channels_last
 
 
 class Sequential(Model):
@@ -74,6 +74,7 @@ class Sequential(Model):
     def build(self, input_shape) -> None:
         """Build every layer for inputs of ``input_shape`` (batch axis first, may be None)."""
         input_shape = (None,) + tuple(input_shape[1:])
+        warn_if_channels_last(input_shape, self.who)
         self._connect(input_shape)
         self._input_shape = input_shape
 

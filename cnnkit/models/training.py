@@ -18,7 +18,7 @@ from ..autograd import Tensor, no_grad
 from ..callbacks.base import CallbackList, History, ProgressBar, format_logs
 from ..data import DataLoader
 from ..distributed import strategy as distribution
-from .feed import Batches, make_batches, sample_count, take
+from .feed import Batches, combined_sample_weights, make_batches, sample_count, take, validation_fields
 from .objective import Objective
 
 _METRIC_REFRESH_SECONDS = 0.5
@@ -56,8 +56,8 @@ def _require_compiled(model, caller: str) -> None:
         raise RuntimeError(f"{model.who}: call compile(optimizer=..., loss=...) before {caller}()")
 
 
-def _split_validation(model, x, y, fraction: float, caller: str):
-    """Keras' validation_split: the last ``fraction`` of the samples, taken before shuffling."""
+def _split_validation(model, x, y, sample_weight, fraction: float, caller: str):
+    """Keras' validation_split: the last ``fraction`` of the samples (and their weights), taken before shuffling."""
     if not 0 < fraction < 1:
         raise ValueError(f"{caller}: validation_split must be in (0, 1), got {fraction!r}")
     if isinstance(x, DataLoader):
@@ -70,8 +70,9 @@ def _split_validation(model, x, y, fraction: float, caller: str):
         raise ValueError(f"{caller}: validation_split={fraction} leaves no training or no validation samples "
                          f"out of {total}")
     train, held_out = slice(0, cut), slice(cut, None)
-    return ((take(model, x, train, "x"), take(model, y, train, "y")),
-            (take(model, x, held_out, "x"), take(model, y, held_out, "y")))
+    weights = (None, None) if sample_weight is None else (sample_weight[train], sample_weight[held_out])
+    return ((take(model, x, train, "x"), take(model, y, train, "y"), weights[0]),
+            (take(model, x, held_out, "x"), take(model, y, held_out, "y"), weights[1]))
 
 
 def _ensure_built(model, batches: Batches) -> None:
@@ -82,19 +83,19 @@ def _ensure_built(model, batches: Batches) -> None:
 
 # ---------------------------------------------------------------- steps
 
-def _compute_loss(model, x: Any, y: Any, training: bool):
+def _compute_loss(model, x: Any, y: Any, training: bool, sample_weight: Any = None):
     """The total loss, each output's loss, and the predictions."""
     y_pred = model(x, training=training)
-    loss, parts = model.objective.compute(y, y_pred, model.who)
+    loss, parts = model.objective.compute(y, y_pred, model.who, sample_weight)
     return loss, parts, y_pred
 
 
-def _train_batch(model, params: list, x: Any, y: Any, strategy=distribution.LOCAL):
+def _train_batch(model, params: list, x: Any, y: Any, strategy=distribution.LOCAL, sample_weight: Any = None):
     """One step on ``params`` (the trainable weights, gathered once per epoch); the loss includes their penalties.
 
     ``strategy`` averages the gradients over ranks in data-parallel training.
     """
-    loss, parts, y_pred = _compute_loss(model, x, y, training=True)
+    loss, parts, y_pred = _compute_loss(model, x, y, training=True, sample_weight=sample_weight)
     penalty = regularizers.penalty(params)
     if penalty is not None:
         loss = loss + penalty
@@ -134,7 +135,8 @@ def _batch_size(x: Any) -> int:
 
 def fit(model, x: Any = None, y: Any = None, batch_size: int = 32, epochs: int = 1, verbose: int = 1,
         callbacks: Sequence[Any] | None = None, validation_split: float = 0.0, validation_data: Any = None,
-        shuffle: bool = True, initial_epoch: int = 0, device: Any = None, distributed: Any = False) -> History:
+        shuffle: bool = True, initial_epoch: int = 0, device: Any = None, distributed: Any = False,
+        class_weight: dict | None = None, sample_weight: Any = None) -> History:
     """Train for ``epochs`` passes over the data; returns a :class:`~cnnkit.callbacks.History`.
 
     Args:
@@ -147,12 +149,17 @@ def fit(model, x: Any = None, y: Any = None, batch_size: int = 32, epochs: int =
         callbacks: :class:`~cnnkit.callbacks.Callback` objects.
         validation_split: fraction of the samples (taken from the end, before shuffling)
             held out for validation.
-        validation_data: ``(x_val, y_val)`` or a DataLoader, evaluated after every epoch.
+        validation_data: ``(x_val, y_val)``, ``(x_val, y_val, val_sample_weight)`` or a
+            DataLoader, evaluated after every epoch.
         shuffle: reshuffle the training data every epoch (seeded by ``cnnkit.manual_seed``).
         initial_epoch: epoch to start from (to resume training).
         device: move the model there first (``"cuda"``, ``"cpu"``); batches follow the model.
         distributed: ``True`` (or a :class:`cnnkit.distributed.DataParallel`) trains
             data-parallel on every rank of an ``mpirun`` job; ``batch_size`` is then per rank.
+        class_weight: ``{class index: weight}`` for each class in ``y`` (integer labels or
+            one-hot rows): each sample's loss is multiplied by its class's weight.
+        sample_weight: (N,) weights of the samples' losses (times their class weights);
+            the loss is still divided by the batch size, and metrics stay unweighted, as in Keras.
     """
     caller = f"{model.who}.fit"
     _require_compiled(model, "fit")
@@ -161,17 +168,20 @@ def fit(model, x: Any = None, y: Any = None, batch_size: int = 32, epochs: int =
     if not isinstance(epochs, int) or epochs < 0 or not isinstance(initial_epoch, int) or initial_epoch < 0:
         raise ValueError(f"{caller}: epochs and initial_epoch must be non-negative ints, "
                          f"got epochs={epochs!r}, initial_epoch={initial_epoch!r}")
+    sample_weight = combined_sample_weights(model, y, class_weight, sample_weight, caller)
     if validation_split:
         if validation_data is not None:
             raise ValueError(f"{caller}: give validation_split or validation_data, not both")
-        (x, y), validation_data = _split_validation(model, x, y, validation_split, caller)
+        (x, y, sample_weight), validation_data = _split_validation(model, x, y, sample_weight, validation_split,
+                                                                   caller)
     train_batches = strategy.shard(make_batches(model, x, y, batch_size, shuffle, caller, targets=True,
-                                                scan_finite=True), training=True)
+                                                scan_finite=True, sample_weight=sample_weight), training=True)
     val_batches = None
     if validation_data is not None:
-        val_x, val_y = (validation_data, None) if isinstance(validation_data, DataLoader) else validation_data
+        val_x, val_y, val_weights = validation_fields(validation_data, caller)
         val_batches = strategy.shard(make_batches(model, val_x, val_y, batch_size, False,
-                                                  f"{caller} (validation_data)", targets=True, scan_finite=True),
+                                                  f"{caller} (validation_data)", targets=True, scan_finite=True,
+                                                  sample_weight=val_weights),
                                      training=False)
     _ensure_built(model, train_batches)
 
@@ -213,9 +223,9 @@ def _run_epoch(model, batches: Batches, callback_list: CallbackList, strategy=di
     loss_means = _LossMeans()
     objective.reset_metrics()
     refreshed = time.perf_counter()
-    for step, (x, y) in enumerate(batches):
+    for step, (x, y, weights) in enumerate(batches):
         callback_list.on_train_batch_begin(step)
-        loss, parts, y_pred = _train_batch(model, params, x, y, strategy)
+        loss, parts, y_pred = _train_batch(model, params, x, y, strategy, weights)
         loss, parts = strategy.global_losses(loss, parts)
         loss_means.update(loss, parts, _batch_size(x))
         objective.update_metrics(y, _detached(y_pred))
@@ -236,8 +246,8 @@ def _evaluate_batches(model, batches: Batches, prefix: str = "", strategy=distri
     loss_means = _LossMeans()
     model.objective.reset_metrics()
     with no_grad():
-        for x, y in batches:
-            loss, parts, y_pred = _compute_loss(model, x, y, training=False)
+        for x, y, weights in batches:
+            loss, parts, y_pred = _compute_loss(model, x, y, training=False, sample_weight=weights)
             loss_means.update(loss, parts, _batch_size(x))
             model.objective.update_metrics(y, y_pred)
     return {**loss_means.logs(prefix, strategy), **_metric_logs(model.objective, strategy, prefix)}
@@ -252,8 +262,8 @@ def _as_result(logs: dict, return_dict: bool):
 
 
 def evaluate(model, x: Any = None, y: Any = None, batch_size: int = 32, verbose: int = 1,
-             return_dict: bool = False, distributed: Any = False):
-    """Loss and metrics on ``(x, y)`` in inference mode.
+             return_dict: bool = False, distributed: Any = False, sample_weight: Any = None):
+    """Loss and metrics on ``(x, y)`` in inference mode; ``sample_weight`` (N,) weighs the loss as in ``fit``.
 
     With ``distributed`` (as in :func:`fit`), each rank evaluates its shard and every
     rank returns the figures over all the samples.
@@ -265,7 +275,7 @@ def evaluate(model, x: Any = None, y: Any = None, batch_size: int = 32, verbose:
     _require_compiled(model, "evaluate")
     strategy = distribution.resolve(distributed)
     batches = strategy.shard(make_batches(model, x, y, batch_size, False, f"{model.who}.evaluate", targets=True,
-                                          scan_finite=False), training=False)
+                                          scan_finite=False, sample_weight=sample_weight), training=False)
     started = time.perf_counter()
     logs = _evaluate_batches(model, batches, strategy=strategy)
     if verbose and strategy.is_main_process:
@@ -284,7 +294,7 @@ def predict(model, x: Any, batch_size: int = 32, verbose: int = 0, distributed: 
                                           targets=False, scan_finite=False), training=False)
     outputs: list = []
     with no_grad():
-        for inputs, _ in batches:
+        for inputs, _, _ in batches:
             y = model(inputs, training=False)
             outputs.append([t.numpy() for t in y] if isinstance(y, list) else y.numpy())
     if verbose and strategy.is_main_process:
@@ -300,7 +310,8 @@ def _whole_batch(model, x: Any, y: Any, caller: str) -> tuple:
     """``(x, y)`` as one batch of tensors on the model's device."""
     batches = make_batches(model, x, y, max(sample_count(model, x), 1), False, f"{model.who}.{caller}",
                            targets=True, scan_finite=True)
-    return next(iter(batches))
+    inputs, targets, _ = next(iter(batches))
+    return inputs, targets
 
 
 def train_on_batch(model, x: Any, y: Any, return_dict: bool = False):

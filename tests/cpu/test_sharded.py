@@ -11,11 +11,32 @@ from cnnkit.ops.window import make_geometry
 
 
 @pytest.fixture(params=[1, 2, 3])
-def threads(request):
+def threads(request, monkeypatch):
+    """Shard over 1, 2 or 3 threads, however small the test's arrays."""
+    monkeypatch.setattr(sharded, "MIN_VALUES_PER_SHARD", 1)
     previous = cnnkit.cpu.get_num_threads()
     cnnkit.cpu.set_num_threads(request.param)
     yield request.param
     cnnkit.cpu.set_num_threads(previous)
+
+
+def test_only_work_worth_a_thread_is_split():
+    previous = cnnkit.cpu.get_num_threads()
+    cnnkit.cpu.set_num_threads(2)
+    try:
+        assert len(sharded.batch_slices(256, 32 * 28 * 28)) == 2     # 6.4 M values: two shards
+        assert len(sharded.batch_slices(32, 32 * 28 * 28)) == 1      # 0.8 M values: not worth a thread
+        assert len(sharded.batch_slices(12, 10**6)) == 1             # too few samples
+    finally:
+        cnnkit.cpu.set_num_threads(previous)
+
+
+def test_blas_runs_single_threaded_inside_the_shards_and_is_restored_after(threads):
+    from cnnkit.cpu import pool
+    before = pool.blas_threads()
+    inside = pool.run_all([pool.blas_threads for _ in range(threads)])
+    assert inside == [1] * threads if threads > 1 else inside == [before]
+    assert pool.blas_threads() == before
 
 
 def test_batch_slices_cover_the_batch_once(threads):

@@ -40,38 +40,55 @@ def test_loads_shapes_dtypes_and_scaling(isolated):
 def test_search_order(isolated, monkeypatch):
     data_root = isolated / "data-root"
     monkeypatch.setenv("CNNKIT_DATA", str(data_root))
-    places = search_paths("fashion-mnist", isolated / "given")
-    assert places == [isolated / "given", data_root / "fashion-mnist", data_root,
+    places = search_paths("fashion-mnist")
+    assert places == [data_root / "fashion-mnist", data_root,
                       isolated / "home" / ".cache" / "cnnkit" / "fashion-mnist", isolated / "system" / "fashion-mnist"]
 
     def marker_found():
-        return int(round(load_fashion_mnist(isolated / "given")[0][0][0, 0, 0, 0] * 255))
+        return int(round(load_fashion_mnist()[0][0][0, 0, 0, 0] * 255))
 
     for marker, place in reversed(list(enumerate(places))):
         _write_set(place, marker=10 * marker + 1)
         assert marker_found() == 10 * marker + 1  # the earliest complete place wins
 
 
-def test_incomplete_directory_is_skipped_and_reported(isolated, monkeypatch):
+def test_an_explicit_path_is_used_or_refused_never_passed_over(isolated):
+    _write_set(isolated / "system" / "mnist", marker=7)               # a system copy that must not be used
+    assert search_paths("mnist", isolated / "given") == [isolated / "given"]
+    with pytest.raises(DatasetNotFoundError, match=f"{isolated / 'given'}: no such directory") as info:
+        load_mnist(isolated / "given")
+    assert info.value.searched == [isolated / "given"]
     partial = isolated / "partial"
+    _write_set(partial, marker=3)
+    (partial / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DatasetNotFoundError, match=f"{partial}: missing t10k-labels-idx1-ubyte"):
+        load_mnist(partial)
+    _write_set(partial, marker=3)
+    assert load_mnist(partial)[0][0][0, 0, 0, 0] == pytest.approx(3 / 255)
+    assert load_mnist()[0][0][0, 0, 0, 0] == pytest.approx(7 / 255)
+
+
+def test_incomplete_directory_is_skipped_and_reported(isolated, monkeypatch):
+    partial = isolated / "data-root" / "mnist"
+    monkeypatch.setenv("CNNKIT_DATA", str(isolated / "data-root"))
     _write_set(partial)
     (partial / "t10k-labels-idx1-ubyte.gz").unlink()
     _write_set(isolated / "home" / ".cache" / "cnnkit" / "mnist", marker=7)
-    assert load_mnist(partial)[0][0][0, 0, 0, 0] == pytest.approx(7 / 255)
+    assert load_mnist()[0][0][0, 0, 0, 0] == pytest.approx(7 / 255)
     (isolated / "home" / ".cache" / "cnnkit" / "mnist" / "train-images-idx3-ubyte.gz").unlink()
     with pytest.raises(DatasetNotFoundError, match=f"{partial}: missing t10k-labels-idx1-ubyte"):
-        load_mnist(partial)
+        load_mnist()
 
 
 def test_not_found_lists_every_place_and_how_to_get_the_files(isolated, monkeypatch):
     monkeypatch.setenv("CNNKIT_DATA", str(isolated / "data-root"))
     with pytest.raises(FileNotFoundError) as info:
-        load_fashion_mnist(isolated / "given")
+        load_fashion_mnist()
     message = str(info.value)
     assert isinstance(info.value, DatasetNotFoundError)
     for place in info.value.searched:
         assert str(place) in message
-    assert len(info.value.searched) == 5
+    assert len(info.value.searched) == 4
     assert "apt-get install dataset-fashion-mnist" in message
     assert "https://github.com/zalandoresearch/fashion-mnist" in message
     assert all(stem in message for stem in STEMS)

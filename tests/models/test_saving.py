@@ -252,3 +252,18 @@ def test_batch_norm_update_counts_are_saved_and_old_checkpoints_still_load(tmp_p
     np.testing.assert_array_equal(old.predict(x), model.predict(x))
     assert old.layers[1].updates_seen is None
     assert old.layers[1]._update_momentum() == old.layers[1].momentum
+
+
+@pytest.mark.parametrize("name", ["m.h5", "m.keras", "model", "m.pt"])
+def test_saving_under_another_format_s_name_or_into_a_folder_is_refused(tmp_path, name):
+    model = cnn()
+    with pytest.raises(ValueError, match=r"must end in \.safetensors"):
+        model.save(tmp_path / name)
+    with pytest.raises(ValueError, match=r"must end in \.safetensors"):
+        model.save_weights(tmp_path / name)
+    with pytest.raises(ValueError, match=r"ModelCheckpoint: .* must end in \.safetensors"):
+        cnnkit.callbacks.ModelCheckpoint(str(tmp_path / name))
+    with pytest.raises(ValueError, match="is a folder"):
+        model.save(tmp_path)
+    assert not any(tmp_path.iterdir())
+    assert model.save(tmp_path / "M.SafeTensors").exists()
