@@ -7,11 +7,10 @@
                                MaxPool2D(), Flatten(), Dense(10)])
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
 """
-__version__ = "0.1.0"
-
-from . import backend  # noqa: E402  (the version must exist before submodules import it)
-from .autograd import Function, Parameter, Tensor, as_tensor, enable_grad, is_grad_enabled, no_grad  # noqa: E402
-from .backend import (  # noqa: E402
+from .version import __version__
+from . import backend
+from .autograd import Function, Parameter, Tensor, as_tensor, enable_grad, is_grad_enabled, no_grad
+from .backend import (
     CudaUnavailableError,
     Device,
     default_device,
@@ -23,9 +22,11 @@ from .backend import (  # noqa: E402
     set_default_dtype,
     to_numpy,
 )
-from . import activations, custom_objects, initializers, losses, metrics, ops, optimizers, regularizers  # noqa: E402
-from . import callbacks, data, datasets, layers  # noqa: E402
-from . import explain, filters, transfer, vis  # noqa: E402
-from .layers import Input  # noqa: E402
-from .custom_objects import custom_object_scope  # noqa: E402
-from .models import Model, Sequential, load_model  # noqa: E402
+from . import activations, custom_objects, initializers, losses, metrics, ops, optimizers, regularizers
+from . import callbacks, data, datasets, layers
+from . import explain, image_kernels, transfer, vis
+from . import cpu  # registers the CPU variants of the ops
+from .cuda import ops as _cuda_ops  # registers the CUDA kernels (imports no CuPy)
+from .layers import Input
+from .custom_objects import custom_object_scope
+from .models import Model, Sequential, load_model

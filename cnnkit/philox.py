@@ -15,6 +15,7 @@ runs unchanged on CuPy arrays.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -81,3 +82,12 @@ def uniform(xp, seed: int, stream: int, shape: tuple, dtype: Any = np.float64) -
         bits = ((words[:, 0] >> np.uint64(5)) << np.uint64(26)) | (words[:, 1] >> np.uint64(6))
         return (bits.astype(np.float64) * 2.0**-53).reshape(shape)
     raise ValueError(f"uniform: dtype must be float32 or float64, got {dtype}")
+
+
+def dropout_threshold(rate: float) -> int:
+    """The uint32 a random word must reach to keep its element: ceil(rate · 2^32), at most 2^32 − 1.
+
+    A word is below it with probability rate (to within 2^-32). Dropout keeps element i
+    of a draw when word i reaches it, on the CPU and in the CUDA kernel alike.
+    """
+    return min(math.ceil(rate * 2**32), 2**32 - 1)

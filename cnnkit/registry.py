@@ -6,7 +6,16 @@ NumPy arrays the CPU variant where one is registered (see :mod:`cnnkit.cpu`: the
 reference run over batch shards on every core); otherwise the reference
 implementation, which is written against ``xp`` and so also runs on CuPy when no
 kernel is registered. The references are the specification every kernel and
-variant is tested against.
+variant is tested against. Importing :mod:`cnnkit` imports the references (with the
+ops and optimizers), the CPU variants and the CUDA wrappers (which need no CuPy to
+import), and each registers itself here.
+
+A kernel or variant that does not take the arguments it was given (a dtype it has no
+kernel for, a shape too small to shard) returns :data:`USE_REFERENCE`, and this module
+runs the reference instead, as Chainer's ``Fallback`` does. So the backends never
+import the references, and dependencies point one way: ops and optimizers register
+references here, and backends register implementations here, and neither imports
+the other.
 
 Our CUDA kernels have not yet been validated on GPU hardware, so they are opt-in:
 ``CNNKIT_KERNELS=cuda`` (or :func:`use_cuda_kernels`) turns them on; by default a GPU
@@ -25,14 +34,23 @@ REFERENCE = "reference"
 CPU = "cpu"
 CUDA = "cuda"
 
+
+class _UseReference:
+    """The type of :data:`USE_REFERENCE`."""
+
+    def __repr__(self) -> str:
+        return "USE_REFERENCE"
+
+
+# What a CUDA kernel or CPU variant returns for arguments it does not take: "run the reference".
+USE_REFERENCE = _UseReference()
+
 _implementations: dict[tuple[str, str], Callable] = {}
 _KERNEL_CHOICES = (REFERENCE, CUDA)
 _kernel_choice = os.environ.get("CNNKIT_KERNELS", REFERENCE).strip().lower()
 if _kernel_choice not in _KERNEL_CHOICES:
     raise ValueError(f"CNNKIT_KERNELS must be one of {', '.join(_KERNEL_CHOICES)}, got {_kernel_choice!r}")
 _cuda_kernels_enabled = _kernel_choice == CUDA
-_cuda_kernels_loaded = False
-_cpu_variants_loaded = False
 
 
 def register(name: str, backend_name: str = REFERENCE) -> Callable[[Callable], Callable]:
@@ -47,37 +65,20 @@ def register(name: str, backend_name: str = REFERENCE) -> Callable[[Callable], C
     return decorate
 
 
-def _load_cuda_kernels() -> None:
-    """Import the CUDA wrappers once; importing them registers them."""
-    global _cuda_kernels_loaded
-    if not _cuda_kernels_loaded:
-        _cuda_kernels_loaded = True
-        from .cuda import ops  # noqa: F401  (registers the CUDA implementations)
-
-
-def _load_cpu_variants() -> None:
-    global _cpu_variants_loaded
-    if not _cpu_variants_loaded:
-        _cpu_variants_loaded = True
-        from . import cpu  # noqa: F401  (registers the CPU variants)
-
-
 def lookup(name: str, on_gpu: bool) -> Callable:
-    """The implementation ``impl`` would call for op ``name``."""
+    """The implementation ``impl`` tries first for op ``name`` (it may return :data:`USE_REFERENCE`)."""
     return choose(name, on_gpu)[0]
 
 
 def choose(name: str, on_gpu: bool) -> tuple[Callable, str]:
     """The implementation of op ``name`` for a device, and why it is the one (shown by ``cnnkit kernels``)."""
     if on_gpu:
-        _load_cuda_kernels()
         kernel = _implementations.get((name, CUDA))
         if kernel is not None and _cuda_kernels_enabled:
             return kernel, "our CUDA kernel (CNNKIT_KERNELS=cuda)"
         reason = ("our CUDA kernel is opt-in until validated on a GPU (CNNKIT_KERNELS=cuda)" if kernel is not None
                   else "no CUDA kernel for this op")
     else:
-        _load_cpu_variants()
         variant = _implementations.get((name, CPU))
         if variant is not None:
             return variant, "the CPU variant measured faster than the reference"
@@ -112,25 +113,30 @@ def impl(name: str, *args, **kwargs):
     updates, where every list lives on one device). On a GPU the op runs with the
     device of its first GPU array made current, so arrays on ``cuda:1`` are computed
     by device 1 (not by device 0 reading them over peer access), and whatever the
-    op allocates lands there too.
+    op allocates lands there too. Where the chosen kernel or variant returns
+    :data:`USE_REFERENCE`, the reference runs on the same arguments.
     """
     for argument in args:
         array = _device_array(argument)
         if array is not None:
             with backend.device_of_array(array):
-                return lookup(name, on_gpu=True)(*args, **kwargs)
-    return lookup(name, on_gpu=False)(*args, **kwargs)
+                return _run(name, True, args, kwargs)
+    return _run(name, False, args, kwargs)
+
+
+def _run(name: str, on_gpu: bool, args: tuple, kwargs: dict):
+    result = lookup(name, on_gpu)(*args, **kwargs)
+    if result is USE_REFERENCE:
+        return reference(name)(*args, **kwargs)
+    return result
 
 
 def has_cuda_kernel(name: str) -> bool:
-    _load_cuda_kernels()
     return (name, CUDA) in _implementations
 
 
 def registered_ops() -> dict[str, tuple[str, ...]]:
     """Every op name with the backends that implement it (for ``cnnkit kernels``)."""
-    _load_cpu_variants()
-    _load_cuda_kernels()
     table: dict[str, list[str]] = {}
     for name, backend_name in _implementations:
         table.setdefault(name, []).append(backend_name)

@@ -1,8 +1,8 @@
 """A fake device layer: NumPy arrays that pass for CuPy arrays on a chosen GPU, and a CuPy
 stand-in that records which device was current when work, events and streams were made.
 
-With the ``fake_gpu`` fixture, ``cnnkit.backend`` sees :class:`FakeDeviceArray` as CuPy
-arrays and a machine with ``GPU_COUNT`` GPUs; the array-generic references run on them
+With the ``fake_gpu`` fixture, ``cnnkit.backend`` sees the one fake device array of the
+tests (:class:`~tests.cuda.launch_recorder.FakeCudaArray`) as CuPy arrays and a machine with ``GPU_COUNT`` GPUs; the array-generic references run on them
 through NumPy. No kernel is compiled or launched (those go through
 ``tests/cuda/launch_recorder.py``). ``FakeCupy.current`` is the index of the current
 device, moved by ``cupy.cuda.Device(i)`` used as a context, as in CuPy.
@@ -16,33 +16,14 @@ import numpy as np
 import pytest
 
 from cnnkit import backend, registry
-from tests.cuda.launch_recorder import FakeCudaArray, _FakeCupy
+from tests.cuda.launch_recorder import FakeCudaArray, _FakeCupy, fake
 
 GPU_COUNT = 2
 
 
-class FakeDeviceArray(FakeCudaArray):
-    """A NumPy array that passes for a CuPy array on device ``device_index``."""
-
-    device_index = 0
-
-    def __array_finalize__(self, obj):
-        self.device_index = getattr(obj, "device_index", 0)
-
-    @property
-    def device(self):
-        return SimpleNamespace(id=self.device_index)
-
-    def set(self, host, stream=None):
-        """CuPy's host-to-device copy (asynchronous on ``stream`` from pinned memory); remembers the stream."""
-        np.copyto(self, host)
-        self.uploaded_on = stream
-
-
-def on_device(array, index: int = 0, dtype=None) -> FakeDeviceArray:
-    fake = np.array(array, dtype=dtype).view(FakeDeviceArray)
-    fake.device_index = index
-    return fake
+def on_device(array, index: int = 0, dtype=None) -> FakeCudaArray:
+    """A copy of ``array`` on fake device ``index``."""
+    return fake(np.array(array, dtype=dtype), device=index)
 
 
 class FakeCuda:
@@ -169,7 +150,7 @@ class FakeCupy(_FakeCupy):
         return self.cuda.current
 
     def asarray(self, a, dtype=None):
-        if isinstance(a, FakeDeviceArray) and a.device_index == self.current and dtype in (None, a.dtype):
+        if isinstance(a, FakeCudaArray) and a.device_id == self.current and dtype in (None, a.dtype):
             return a
         return on_device(a, self.current, dtype)
 
@@ -208,7 +189,6 @@ def fake_gpu(monkeypatch) -> FakeCupy:
 
     The CPU variants of the registry refuse fake device arrays, as they would fail on CuPy ones.
     """
-    registry._load_cpu_variants()
     for key, variant in list(registry._implementations.items()):
         if key[1] == registry.CPU:
             monkeypatch.setitem(registry._implementations, key, _refusing_device_arrays(variant))

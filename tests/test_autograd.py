@@ -4,7 +4,6 @@ import pytest
 import cnnkit
 from cnnkit import Tensor, no_grad
 from cnnkit.testing import GradientCheckError, gradcheck
-from tests.fake_gpu import fake_gpu  # noqa: F401  (fixture)
 from tests.helpers import randn, tensor
 
 
@@ -128,9 +127,8 @@ def test_to_device_roundtrip_on_cpu_is_identity():
     assert x.to("cpu") is x
 
 
+@pytest.mark.no_gpu
 def test_asking_for_missing_gpu_says_how_to_fix():
-    if cnnkit.backend.cuda_is_available():
-        pytest.skip("a GPU is present")
     with pytest.raises(cnnkit.CudaUnavailableError, match=r"cnnkit\[gpu\]|no NVIDIA GPU"):
         Tensor([1.0]).to("cuda")
 
@@ -150,8 +148,6 @@ def test_manual_seed_makes_draws_repeat():
 
 @pytest.mark.gpu
 def test_an_op_on_tensors_from_two_devices_is_refused():
-    if not cnnkit.backend.cuda_is_available():
-        pytest.skip("needs CuPy and an NVIDIA GPU")
     with pytest.raises(RuntimeError, match=r"inputs are on different devices \(cpu, cuda:0\)"):
         Tensor([1.0, 2.0]) + Tensor([1.0, 2.0], device="cuda")
 

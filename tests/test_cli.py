@@ -122,7 +122,7 @@ def test_kernels_shows_a_table_of_what_runs_now_on_each_device_and_why(capsys):
     assert expected in gpu_row
 
 
-@pytest.mark.skipif(backend.cuda_is_available(), reason="a GPU is present")
+@pytest.mark.no_gpu
 def test_precompiling_without_a_gpu_says_why(capsys):
     assert main(["kernels", "--precompile"]) == 2
     assert "cnnkit kernels:" in capsys.readouterr().err

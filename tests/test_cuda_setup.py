@@ -10,7 +10,7 @@ import cnnkit
 from cnnkit import backend, cli
 from cnnkit.bench.device import BenchDevice, RunSettings
 from cnnkit.bench.suites.common import ours
-from tests.fake_gpu import FakeCupy, fake_gpu  # noqa: F401  (fixture)
+from tests.fake_gpu import FakeCupy
 
 
 class CompileException(Exception):

@@ -1,13 +1,8 @@
 """Every example runs end to end with --quick (as a user would start it)."""
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from cnnkit.datasets import DatasetNotFoundError, load_fashion_mnist
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+from tests.helpers import EXAMPLES, run_example
 
 
 def _fashion_mnist_present() -> bool:
@@ -18,16 +13,9 @@ def _fashion_mnist_present() -> bool:
     return True
 
 
-def run_example(name: str, *arguments: str, cwd=None) -> str:
-    result = subprocess.run([sys.executable, str(EXAMPLES / name), "--quick", *arguments], capture_output=True,
-                            text=True, timeout=300, cwd=cwd)
-    assert result.returncode == 0, f"{name} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout
-
-
 def test_every_example_is_covered_here():
     covered = {"digits_cnn.py", "fashion_mnist_cnn.py", "playground_mlp.py", "keras_tutorial.py",
-               "filters_demo.py", "explain_demo.py", "transfer_learning.py", "distributed_mpi.py"}
+               "image_kernels_demo.py", "explain_demo.py", "transfer_learning.py", "distributed_mpi.py"}
     assert {p.name for p in EXAMPLES.glob("*.py")} <= covered
 
 

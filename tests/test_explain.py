@@ -5,7 +5,7 @@ import pytest
 import cnnkit
 from cnnkit import Input, Model, Sequential, explain
 from cnnkit.layers import (Concatenate, Conv2D, Dense, Flatten, GlobalAveragePooling2D, Lambda, MaxPool2D, Softmax)
-from tests.test_examples import run_example
+from tests.helpers import run_example
 
 H, W = 12, 16
 REGION = (slice(0, 6), slice(8, 16))  # the top-right quarter decides the class

@@ -5,8 +5,8 @@ import pytest
 import cnnkit
 from cnnkit import backend, philox
 from cnnkit.data import transforms
-from cnnkit.ops.dropout import dropout, dropout_reference, dropout_threshold
-from tests.fake_gpu import fake_gpu, on_device  # noqa: F401  (fixture)
+from cnnkit.ops.dropout import dropout, dropout_reference
+from tests.fake_gpu import on_device
 
 # Known answers of Philox4x32-10 from the kat_vectors file of the Random123 distribution
 # (D. E. Shaw Research), as quoted in its unit tests: counter words c0..c3, key words k0, k1
@@ -61,7 +61,7 @@ def test_draws_are_reproducible_and_streams_independent():
 def test_dropout_mask_is_the_thresholded_words():
     x = np.arange(1, 36, dtype=np.float32).reshape(5, 7)
     y, mask = dropout_reference(x, 0.25, 11, 4)
-    kept = philox.random_words(np, 11, 4, 35).reshape(5, 7) >= dropout_threshold(0.25)
+    kept = philox.random_words(np, 11, 4, 35).reshape(5, 7) >= philox.dropout_threshold(0.25)
     np.testing.assert_array_equal(mask, np.where(kept, np.float32(1 / 0.75), np.float32(0)))
     np.testing.assert_array_equal(y, x * mask)
     assert mask.dtype == y.dtype == np.float32

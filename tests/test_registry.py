@@ -4,7 +4,7 @@ import pytest
 
 from cnnkit import registry
 from cnnkit.registry import impl
-from tests.fake_gpu import fake_gpu, on_device  # noqa: F401  (fixture)
+from tests.fake_gpu import on_device
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import cnnkit
 from cnnkit import Input, Model, Sequential
 from cnnkit.layers import BatchNormalization, Conv2D, Dense, Flatten, GlobalAveragePooling2D, MaxPool2D, ReLU
 from cnnkit.transfer import freeze, replace_head, unfreeze
-from tests.test_examples import run_example
+from tests.helpers import run_example
 
 
 def base_layers():

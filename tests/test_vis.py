@@ -36,7 +36,7 @@ def small_model():
 def test_importing_cnnkit_vis_does_not_need_matplotlib():
     code = ("import sys; sys.modules['matplotlib'] = None\n"
             "import numpy as np\n"
-            "import cnnkit, cnnkit.vis, cnnkit.explain, cnnkit.filters, cnnkit.transfer\n"
+            "import cnnkit, cnnkit.vis, cnnkit.explain, cnnkit.image_kernels, cnnkit.transfer\n"
             "try:\n    cnnkit.vis.plot_images(np.zeros((1, 4, 4)))\n"
             "except ImportError as error:\n    print(error)\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -16,9 +16,8 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from typing import Callable
 
-import cnnkit
-
 from .. import registry
+from ..version import __version__
 from . import hardware, report
 from .device import BenchDevice, RunSettings
 from .peaks import lookup_peak
@@ -51,7 +50,7 @@ def _square(*sizes: int) -> tuple[tuple[int, int, int], ...]:
 
 
 _MIB = 2**20
-# The 2-core CPU runs the ANCHORS conv shapes with an eighth of the batch under --quick.
+# The 2-core CPU runs the target conv shapes (bench/README.md) with an eighth of the batch under --quick.
 DEFAULT_PLANS = {
     ("cpu", False): Plan(RunSettings(3, 20, 10.0), _square(512, 1024, 2048), conv.ANCHOR_SHAPES, (128, 512),
                          256 * _MIB),
@@ -248,7 +247,7 @@ def run_benchmarks(options: Options, devices: list[str], log: Callable[[str], No
     """Measure ``options.suites`` on each of ``devices`` and return the results document."""
     gpu_index = next((int(spec.partition(":")[2] or 0) for spec in devices if spec.startswith("cuda")), None)
     document = {
-        "schema": SCHEMA, "cnnkit_version": cnnkit.__version__, "date": hardware.iso_date(),
+        "schema": SCHEMA, "cnnkit_version": __version__, "date": hardware.iso_date(),
         "git_revision": hardware.git_revision(), "hardware": hardware.collect(gpu_index),
         "options": options.to_dict(), "ratio_definition": RATIO_DEFINITION,
         "devices": {}, "telemetry": {}, "results": [],

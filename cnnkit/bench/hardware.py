@@ -14,9 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-import cnnkit
-
 from .. import backend
+from ..version import __version__
 from .peaks import lookup_peak
 from .telemetry import Nvml, NvmlUnavailable
 
@@ -30,7 +29,7 @@ def iso_date() -> str:
 
 def git_revision() -> str | None:
     """The commit of the cnnkit checkout in use, with ``-dirty`` when tracked files differ; None outside git."""
-    root = Path(cnnkit.__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     if not (root / ".git").exists():
         return None
     try:
@@ -132,7 +131,7 @@ def collect(gpu_index: int | None = None) -> dict:
         "host": platform.node(),
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "cnnkit": cnnkit.__version__,
+        "cnnkit": __version__,
         "cpu": cpu_info(),
         "memory": memory_info(),
         "numpy": numpy_info(),

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
+from ..version import __version__
 from ..models.saving import atomic_write
 from .base import Callback
 from .loggers import CSVLogger

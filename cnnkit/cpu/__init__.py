@@ -15,6 +15,6 @@ from __future__ import annotations
 
 
 from . import conv, sharded  # noqa: F401  (importing them registers the CPU variants)
-from .pool import blas_threads, get_num_threads, set_num_threads
+from .threads import blas_threads, get_num_threads, set_num_threads
 
 __all__ = ["blas_threads", "get_num_threads", "set_num_threads"]

@@ -6,12 +6,10 @@ that row, where ``o_flat`` indexes the *padded* grid. So if outputs are computed
 the padded grid's row width (a few extra "wide" columns per row that are thrown
 away), every tap's columns are one contiguous slice of the row: im2col becomes a
 handful of long copies, and forward, input gradient and filter gradient are each a
-single GEMM over all samples (instead of one small GEMM per sample). Measured on 2
-cores against the reference (medians, same run): the 32->64 3×3 convolution at batch
-256 went from 36.6 to 29.2 ms forward and 43.4 to 36.1 ms for the input gradient; the
-filter gradient and the 128-channel layers gained 0-8 %, as their time is in the
-products themselves. With few input channels the extra columns cost more than they
-save, so such layers keep the reference.
+single GEMM over all samples (instead of one small GEMM per sample). This pays where
+im2col's copies, not the products, take the time; with few input channels the extra
+columns cost more than they save, so such layers keep the reference. The measurements
+behind both choices are in bench/README.md ("Why the CPU backend looks as it does").
 
 Shapes: cols is (C · taps, N · L) where L = O_1 · P_2 · ... · P_r is the wide length
 of one sample; a gradient on the wide grid is zero in the extra columns, so they
@@ -24,9 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ops.conv import conv_backward_filter_reference, conv_forward_reference
-from ..ops.window import WindowGeometry
-from ..registry import CPU, register
+from ..registry import CPU, USE_REFERENCE, register
+from ..window import WindowGeometry
 from .sharded import conv_backward_data_sharded
 
 # Below this many rows (input channels × kernel taps) per column the wide columns cost more than they save.
@@ -99,7 +96,7 @@ def _wide_gradient(gy, grid: WideGrid):
 @register("conv_forward", CPU)
 def conv_forward_wide(x, W, b, geometry: WindowGeometry, groups: int):
     if not _uses_wide_rows(x.shape, W.shape, geometry, groups):
-        return conv_forward_reference(x, W, b, geometry, groups)
+        return USE_REFERENCE
     N, F = x.shape[0], W.shape[0]
     grid = WideGrid.of(x.shape[2:], geometry)
     cols = _columns(x, grid, geometry)
@@ -112,8 +109,8 @@ def conv_forward_wide(x, W, b, geometry: WindowGeometry, groups: int):
 
 @register("conv_backward_filter", CPU)
 def conv_backward_filter_wide(gy, x, saved, W_shape: tuple, geometry: WindowGeometry, groups: int):
-    if not isinstance(saved, WideSaved):
-        return conv_backward_filter_reference(gy, x, saved, W_shape, geometry, groups)
+    if not isinstance(saved, WideSaved):  # the forward ran the reference
+        return USE_REFERENCE
     return (_wide_gradient(gy, saved.grid) @ saved.cols.T).reshape(W_shape)
 
 

@@ -4,9 +4,9 @@ Each op's samples are independent, so the batch splits into contiguous slices, t
 reference runs on each slice in the thread pool, and the results are concatenated
 along the batch axis. What a forward saves for its backward is kept per slice.
 
-Only ops that measured faster this way are here (2-core machine, small-CNN shapes):
-pooling (its element-wise work runs on one core otherwise; backward 7.8 -> 4.9 ms)
-and the convolution input gradient (its col2im scatter; 19.8 -> 18.5 ms), which
+Only ops that measured faster this way are here (figures in bench/README.md, "Why
+the CPU backend looks as it does"): pooling (its element-wise work runs on one core
+otherwise) and the convolution input gradient (its col2im scatter), which
 :mod:`cnnkit.cpu.conv` uses for the convolutions it does not lower to wide rows. The
 convolution forward and filter gradient are bound by their products, which BLAS
 already spreads over every core: sharding them gained nothing and the join cost a copy.
@@ -19,10 +19,8 @@ from functools import partial
 
 import numpy as np
 
-from ..ops.conv import conv_backward_data_reference
-from ..ops.pool import pool_backward_reference, pool_forward_reference
-from ..registry import CPU, register
-from .pool import get_num_threads, run_all
+from ..registry import CPU, USE_REFERENCE, reference, register
+from .threads import get_num_threads, run_all
 
 # Below this many samples per slice the threads cost more than they save.
 MIN_SAMPLES_PER_SHARD = 8
@@ -62,20 +60,20 @@ def _sliced_shape(shape: tuple, piece: slice) -> tuple:
 
 def conv_backward_data_sharded(gy, W, input_shape, geometry, groups):
     slices = batch_slices(gy.shape[0], math.prod(input_shape[1:]))
-    return _join(run_all([partial(conv_backward_data_reference, gy[s], W, _sliced_shape(input_shape, s),
+    return _join(run_all([partial(reference("conv_backward_data"), gy[s], W, _sliced_shape(input_shape, s),
                                   geometry, groups) for s in slices]))
 
 
 @register("pool_forward", CPU)
 def pool_forward_sharded(x, mode, geometry):
     slices = batch_slices(x.shape[0], math.prod(x.shape[1:]))
-    results = run_all([partial(pool_forward_reference, x[s], mode, geometry) for s in slices])
+    results = run_all([partial(reference("pool_forward"), x[s], mode, geometry) for s in slices])
     return _join([y for y, _ in results]), PerShard(slices, [saved for _, saved in results])
 
 
 @register("pool_backward", CPU)
 def pool_backward_sharded(gy, saved, input_shape, mode, geometry):
-    if not isinstance(saved, PerShard):
-        return pool_backward_reference(gy, saved, input_shape, mode, geometry)
-    return _join(run_all([partial(pool_backward_reference, gy[s], piece, _sliced_shape(input_shape, s), mode,
+    if not isinstance(saved, PerShard):  # the forward ran elsewhere
+        return USE_REFERENCE
+    return _join(run_all([partial(reference("pool_backward"), gy[s], piece, _sliced_shape(input_shape, s), mode,
                                   geometry) for s, piece in zip(saved.slices, saved.pieces)]))

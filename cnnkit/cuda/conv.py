@@ -21,8 +21,9 @@ How a pass is computed (float32):
 - The forward returns ``saved = None``: backward-filter reads x itself.
 
 Other dtypes (float64 for the gradient checks, mixed dtypes), empty arrays and problems
-whose offsets would not fit in 32 bits run the NumPy reference under CuPy (cuBLAS for
-its products). CuPy compiles the kernels with ``-ftz=true``: denormals flush to zero.
+whose offsets would not fit in 32 bits are left to the reference: a wrapper returns
+``USE_REFERENCE`` and the registry runs the reference under CuPy (cuBLAS for its
+products). CuPy compiles the kernels with ``-ftz=true``: denormals flush to zero.
 """
 from __future__ import annotations
 
@@ -32,14 +33,8 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import backend
-from ..ops.conv import (
-    check_conv_shapes,
-    conv_backward_data_reference,
-    conv_backward_filter_reference,
-    conv_forward_reference,
-)
-from ..ops.window import WindowGeometry
-from ..registry import CUDA, register
+from ..registry import CUDA, USE_REFERENCE, register
+from ..window import WindowGeometry, check_conv_shapes
 from .conv_plan import PASSES, TILES, ConvShape, GemmPlan, plan_depthwise, plan_gemm
 from .launcher import Array, Kernel, Scalar, describe, device_properties, grid_stride_blocks
 
@@ -219,8 +214,8 @@ def conv_forward(x, W, b, geometry: WindowGeometry, groups: int):
         geometry: stride, padding, dilation. groups: as in the reference.
 
     Returns:
-        ``(y, saved)``: y (N, F, *out); saved is None on the kernels (backward-filter reads
-        x), the reference's im2col matrix on the fallback path.
+        ``(y, saved)``: y (N, F, *out) and saved None (backward-filter reads x); or
+        ``USE_REFERENCE`` for arguments the kernels do not take.
     """
     device = check_operands("conv_forward", {"x": x, "W": W, "b": b})
     check_conv_shapes(tuple(x.shape), tuple(W.shape), None if b is None else tuple(b.shape), groups, "conv_forward")
@@ -233,7 +228,7 @@ def conv_forward(x, W, b, geometry: WindowGeometry, groups: int):
                          None if b is None else cupy.ascontiguousarray(b), shape, device)
         if y is not None:
             return y, None
-    return conv_forward_reference(x, W, b, geometry, groups)
+    return USE_REFERENCE
 
 
 @register("conv_backward_data", CUDA)
@@ -244,7 +239,7 @@ def conv_backward_data(gy, W, input_shape: tuple, geometry: WindowGeometry, grou
         gy: CuPy (N, F, *out). W: CuPy (F, C / groups, *window). input_shape: x's shape.
 
     Returns:
-        gx of shape ``input_shape``.
+        gx of shape ``input_shape``, or ``USE_REFERENCE``.
     """
     input_shape = tuple(input_shape)
     device = check_operands("conv_backward_data", {"gy": gy, "W": W})
@@ -257,7 +252,7 @@ def conv_backward_data(gy, W, input_shape: tuple, geometry: WindowGeometry, grou
             gx = _backward_data(cupy.ascontiguousarray(gy), cupy.ascontiguousarray(W), input_shape, shape, device)
         if gx is not None:
             return gx
-    return conv_backward_data_reference(gy, W, input_shape, geometry, groups)
+    return USE_REFERENCE
 
 
 @register("conv_backward_filter", CUDA)
@@ -266,12 +261,12 @@ def conv_backward_filter(gy, x, saved, W_shape: tuple, geometry: WindowGeometry,
 
     Args:
         gy: CuPy (N, F, *out). x: CuPy (N, C, *spatial), the forward's input.
-        saved: what the forward returned; the kernels ignore it, the fallback needs the
-            reference's im2col matrix and rebuilds it when it is None.
+        saved: what the forward returned; the kernels ignore it (the reference, where it
+            runs instead, rebuilds its im2col matrix when it is None).
         W_shape: (F, C / groups, *window).
 
     Returns:
-        gW of shape ``W_shape``.
+        gW of shape ``W_shape``, or ``USE_REFERENCE``.
     """
     W_shape = tuple(W_shape)
     device = check_operands("conv_backward_filter", {"gy": gy, "x": x})
@@ -284,4 +279,4 @@ def conv_backward_filter(gy, x, saved, W_shape: tuple, geometry: WindowGeometry,
             gW = _backward_filter(cupy.ascontiguousarray(gy), cupy.ascontiguousarray(x), W_shape, shape, device)
         if gW is not None:
             return gW
-    return conv_backward_filter_reference(gy, x, saved, W_shape, geometry, groups)  # rebuilds None columns
+    return USE_REFERENCE

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..ops.window import WindowGeometry
+from ..window import WindowGeometry
 from .launcher import ceil_div
 
 _INT_LIMIT = 2**31 - 2**20  # 32-bit offsets in the kernels, with room for tile overhang

@@ -15,7 +15,8 @@ Registered under the names and signatures of their references:
 - batch normalisation (:mod:`cnnkit.ops.norm`): see :func:`plan_channel_parts`.
 
 Arrays must be CuPy arrays of one float dtype, float32 or float64; any other dtype
-(float16, mixed dtypes) and empty arrays fall back to the reference, under CuPy. Inputs
+(float16, mixed dtypes) and empty arrays are left to the reference, under CuPy (a wrapper
+returns ``USE_REFERENCE`` and the registry runs it). Inputs
 that are not C-contiguous are copied first. CuPy compiles with ``-ftz=true``: denormal
 values flush to zero.
 """
@@ -29,11 +30,8 @@ from typing import Any
 import numpy as np
 
 from .. import backend
-from ..ops import activation as act
-from ..ops import loss as losses
-from ..ops import norm
-from ..ops.dropout import dropout_reference, dropout_threshold
-from ..registry import CUDA, register
+from ..philox import dropout_threshold
+from ..registry import CUDA, USE_REFERENCE, register
 from . import launcher
 from .launcher import Array, Kernel, Scalar, grid_stride_blocks
 
@@ -166,80 +164,80 @@ def _maps(*arrays) -> bool:
 @register("relu", CUDA)
 def relu(x):
     """y = max(x, 0), NaN kept."""
-    return _map("relu", (x,)) if _maps(x) else act.relu_reference(x)
+    return _map("relu", (x,)) if _maps(x) else USE_REFERENCE
 
 
 @register("relu_grad", CUDA)
 def relu_grad(x, y, gy):
     """gx = gy · [x > 0]."""
-    return _map("relu_grad", (x, gy)) if _maps(x, gy) else act.relu_grad_reference(x, y, gy)
+    return _map("relu_grad", (x, gy)) if _maps(x, gy) else USE_REFERENCE
 
 
 @register("leaky_relu", CUDA)
 def leaky_relu(x, alpha: float = 0.1):
     """y = x for x > 0, α·x otherwise."""
-    return _map("leaky_relu", (x,), alpha) if _maps(x) else act.leaky_relu_reference(x, alpha)
+    return _map("leaky_relu", (x,), alpha) if _maps(x) else USE_REFERENCE
 
 
 @register("leaky_relu_grad", CUDA)
 def leaky_relu_grad(x, y, gy, alpha: float = 0.1):
     """gx = gy for x > 0, α·gy otherwise."""
-    return _map("leaky_relu_grad", (x, gy), alpha) if _maps(x, gy) else act.leaky_relu_grad_reference(x, y, gy, alpha)
+    return _map("leaky_relu_grad", (x, gy), alpha) if _maps(x, gy) else USE_REFERENCE
 
 
 @register("elu", CUDA)
 def elu(x, alpha: float = 1.0):
     """y = x for x > 0, α·(eˣ − 1) otherwise."""
-    return _map("elu", (x,), alpha) if _maps(x) else act.elu_reference(x, alpha)
+    return _map("elu", (x,), alpha) if _maps(x) else USE_REFERENCE
 
 
 @register("elu_grad", CUDA)
 def elu_grad(x, y, gy, alpha: float = 1.0):
     """gx = gy for x > 0, gy·α·eˣ (= gy·(y + α)) otherwise; reads x, not y."""
-    return _map("elu_grad", (x, gy), alpha) if _maps(x, gy) else act.elu_grad_reference(x, y, gy, alpha)
+    return _map("elu_grad", (x, gy), alpha) if _maps(x, gy) else USE_REFERENCE
 
 
 @register("sigmoid", CUDA)
 def sigmoid(x):
     """y = 1 / (1 + e^(−x)) without overflow."""
-    return _map("sigmoid", (x,)) if _maps(x) else act.sigmoid_reference(x)
+    return _map("sigmoid", (x,)) if _maps(x) else USE_REFERENCE
 
 
 @register("sigmoid_grad", CUDA)
 def sigmoid_grad(x, y, gy):
     """gx = gy · y · (1 − y); reads y."""
-    return _map("sigmoid_grad", (y, gy)) if _maps(y, gy) else act.sigmoid_grad_reference(x, y, gy)
+    return _map("sigmoid_grad", (y, gy)) if _maps(y, gy) else USE_REFERENCE
 
 
 @register("tanh", CUDA)
 def tanh(x):
     """y = tanh(x)."""
-    return _map("tanh", (x,)) if _maps(x) else act.tanh_reference(x)
+    return _map("tanh", (x,)) if _maps(x) else USE_REFERENCE
 
 
 @register("tanh_grad", CUDA)
 def tanh_grad(x, y, gy):
     """gx = gy · (1 − y²); reads y."""
-    return _map("tanh_grad", (y, gy)) if _maps(y, gy) else act.tanh_grad_reference(x, y, gy)
+    return _map("tanh_grad", (y, gy)) if _maps(y, gy) else USE_REFERENCE
 
 
 @register("silu", CUDA)
 def silu(x):
     """y = x · σ(x)."""
-    return _map("silu", (x,)) if _maps(x) else act.silu_reference(x)
+    return _map("silu", (x,)) if _maps(x) else USE_REFERENCE
 
 
 @register("silu_grad", CUDA)
 def silu_grad(x, y, gy):
     """gx = gy · σ(x) · (1 + x · (1 − σ(x))); reads x."""
-    return _map("silu_grad", (x, gy)) if _maps(x, gy) else act.silu_grad_reference(x, y, gy)
+    return _map("silu_grad", (x, gy)) if _maps(x, gy) else USE_REFERENCE
 
 
 @register("gelu", CUDA)
 def gelu(x, approximate: bool = False):
     """y = x · Φ(x) with erf, or the tanh approximation with ``approximate``."""
     if not _maps(x):
-        return act.gelu_reference(x, approximate)
+        return USE_REFERENCE
     return _map("gelu_tanh" if approximate else "gelu", (x,))
 
 
@@ -247,7 +245,7 @@ def gelu(x, approximate: bool = False):
 def gelu_grad(x, y, gy, approximate: bool = False):
     """gx = gy · (Φ(x) + x · φ(x)), or the tanh form's derivative; reads x."""
     if not _maps(x, gy):
-        return act.gelu_grad_reference(x, y, gy, approximate)
+        return USE_REFERENCE
     return _map("gelu_tanh_grad" if approximate else "gelu_grad", (x, gy))
 
 
@@ -260,14 +258,13 @@ def _normalize_axis(op: str, axis: int, ndim: int) -> int:
 
 
 def _softmax(op: str, x, axis: int):
-    reference = act.log_softmax_reference if op == "log_softmax" else act.softmax_reference
     if x.ndim == 0 or not _maps(x):
-        return reference(x, axis)
+        return USE_REFERENCE
     axis = _normalize_axis(op, axis, x.ndim)
     C = x.shape[axis]
     inner = math.prod(x.shape[axis + 1:])
     if C > _INT32_MAX or inner > _INT32_MAX:
-        return reference(x, axis)
+        return USE_REFERENCE
     cupy = backend.cupy()
     device_index = x.device.id
     with cupy.cuda.Device(device_index):
@@ -316,11 +313,11 @@ def softmax_cross_entropy(logits, target):
         A class index outside [0, C) gives a NaN loss and a NaN gradient row.
     """
     if logits.ndim != 2 or not _maps(logits) or logits.shape[1] > _INT32_MAX:
-        return losses.softmax_cross_entropy_reference(logits, target)
+        return USE_REFERENCE
     rows, cols = logits.shape
     by_index = _index_targets(target, rows)
     if not by_index and not _maps(logits, target):
-        return losses.softmax_cross_entropy_reference(logits, target)
+        return USE_REFERENCE
     cupy = backend.cupy()
     device_index = logits.device.id
     with cupy.cuda.Device(device_index):
@@ -338,11 +335,11 @@ def softmax_cross_entropy(logits, target):
 def softmax_cross_entropy_grad(probs, target, gy):
     """glogits (N, C) = (probs · Σ_j t_nj − t_n) · gy_n, i.e. (probs − onehot) · gy for class indices."""
     if probs.ndim != 2 or not _maps(probs) or _suffix(probs, gy) is None or gy.shape != probs.shape[:1]:
-        return losses.softmax_cross_entropy_grad_reference(probs, target, gy)
+        return USE_REFERENCE
     rows, cols = probs.shape
     by_index = _index_targets(target, rows)
     if (by_index and probs.size > _INT32_MAX) or (not by_index and not _maps(probs, target)):
-        return losses.softmax_cross_entropy_grad_reference(probs, target, gy)
+        return USE_REFERENCE
     cupy = backend.cupy()
     device_index = probs.device.id
     with cupy.cuda.Device(device_index):
@@ -363,7 +360,7 @@ def softmax_cross_entropy_grad(probs, target, gy):
 def sigmoid_binary_cross_entropy(logits, target):
     """Element-wise max(z, 0) − z·t + log(1 + e^(−|z|)); z's shape and dtype."""
     if not _maps(logits, target):
-        return losses.sigmoid_binary_cross_entropy_reference(logits, target)
+        return USE_REFERENCE
     return _map("sigmoid_bce", (logits, target))
 
 
@@ -371,7 +368,7 @@ def sigmoid_binary_cross_entropy(logits, target):
 def sigmoid_binary_cross_entropy_grad(logits, target, gy):
     """gz = (σ(z) − t) · gy."""
     if not _maps(logits, target, gy):
-        return losses.sigmoid_binary_cross_entropy_grad_reference(logits, target, gy)
+        return USE_REFERENCE
     return _map("sigmoid_bce_grad", (logits, target, gy), alpha=None)
 
 
@@ -392,7 +389,7 @@ def dropout(x, rate: float, seed: int, stream: int):
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
         raise ValueError(f"dropout: rate must be a number in [0, 1), got {rate!r}")
     if not _maps(x):
-        return dropout_reference(x, rate, seed, stream)
+        return USE_REFERENCE
     cupy = backend.cupy()
     with cupy.cuda.Device(x.device.id):
         x = cupy.ascontiguousarray(x)
@@ -467,7 +464,7 @@ def batch_norm_train(x, gamma, beta, eps: float, axis: int):
         :class:`BatchNormSaved` for :func:`batch_norm_backward`.
     """
     if not _norm_runs_on_kernels(x, axis, gamma, beta):
-        return norm.batch_norm_train_reference(x, gamma, beta, eps, axis)
+        return USE_REFERENCE
     cupy = backend.cupy()
     device_index = x.device.id
     with cupy.cuda.Device(device_index):
@@ -496,7 +493,7 @@ def batch_norm_backward(gy, gamma, saved, axis: int):
         ``(gx, ggamma, gbeta)``.
     """
     if not isinstance(saved, BatchNormSaved):  # the forward ran the reference
-        return norm.batch_norm_backward_reference(gy, gamma, saved, axis)
+        return USE_REFERENCE
     cupy = backend.cupy()
     x = saved.x
     device_index = x.device.id
@@ -525,7 +522,7 @@ def batch_norm_backward(gy, gamma, saved, axis: int):
 def batch_norm_infer(x, gamma, beta, mean, var, eps: float, axis: int):
     """y = (x − mean) · γ/√(var + ε) + β with given statistics; x's shape and dtype."""
     if not _norm_runs_on_kernels(x, axis, gamma, beta, mean, var):
-        return norm.batch_norm_infer_reference(x, gamma, beta, mean, var, eps, axis)
+        return USE_REFERENCE
     cupy = backend.cupy()
     device_index = x.device.id
     with cupy.cuda.Device(device_index):

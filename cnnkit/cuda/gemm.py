@@ -15,8 +15,8 @@ How a product is computed:
 - With ``set_matmul_precision("tf32")`` on sm_80 or newer, aligned operands go to the
   TF32 tensor-core kernel: inputs rounded to TF32 (10-bit mantissa), FP32 accumulation,
   about 1e-3 relative error. Misaligned operands fall back to the FP32 kernel.
-- float64 (the gradient checks) and mixed dtypes go through ``cupy.matmul`` (cuBLAS),
-  with the same dtype promotion as the reference.
+- float64 (the gradient checks), mixed dtypes and empty products are left to the
+  reference (the wrappers return ``USE_REFERENCE``), which runs on CuPy: cuBLAS.
 - CuPy compiles the kernels with ``-ftz=true``: denormal values flush to zero.
 
 Transposed operands are never copied: ``transpose_a``/``transpose_b`` select a kernel
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import backend
-from ..registry import CUDA, register
+from ..registry import CUDA, USE_REFERENCE, register
 from . import get_matmul_precision
 from .launcher import (
     ROWS,
@@ -177,23 +177,12 @@ def _check_operands(op_name: str, a, b, bias, activation: str, transpose_a: bool
     return M, N, K
 
 
-def _matmul_fallback(a, b, bias, activation: str, transpose_a: bool, transpose_b: bool):
-    """cuBLAS through ``cupy.matmul``: float64, mixed dtypes and empty products."""
-    cupy = backend.cupy()
-    c = cupy.matmul(a.T if transpose_a else a, b.T if transpose_b else b)
-    if bias is not None:
-        c = c + bias
-    if activation == "relu":
-        c = cupy.maximum(c, 0)
-    return c
-
-
 def _gemm(op_name: str, a, b, bias, activation: str, transpose_a: bool, transpose_b: bool):
     M, N, K = _check_operands(op_name, a, b, bias, activation, transpose_a, transpose_b)
     float32 = np.dtype(np.float32)
     all_float32 = a.dtype == float32 and b.dtype == float32 and (bias is None or bias.dtype == float32)
     if not all_float32 or 0 in (M, N, K):
-        return _matmul_fallback(a, b, bias, activation, transpose_a, transpose_b)
+        return USE_REFERENCE
 
     cupy = backend.cupy()
     device_index = a.device.id
@@ -234,8 +223,8 @@ def gemm(a, b, transpose_a: bool = False, transpose_b: bool = False):
         b: 2-D CuPy array, (K, N), or (N, K) with ``transpose_b``.
 
     Returns:
-        C, a new C-contiguous (M, N) array: float32 for float32 operands (our kernels),
-        otherwise ``cupy.matmul``'s result type.
+        C, a new C-contiguous (M, N) float32 array for float32 operands (our kernels);
+        ``USE_REFERENCE`` for any other operands.
     """
     return _gemm("gemm", a, b, None, "none", transpose_a, transpose_b)
 
@@ -251,6 +240,6 @@ def gemm_bias_act(a, b, bias=None, activation: str = "none"):
         activation: "none" or "relu" (relu keeps NaN).
 
     Returns:
-        C, a new C-contiguous (M, N) array.
+        C, a new C-contiguous (M, N) array, or ``USE_REFERENCE`` as for :func:`gemm`.
     """
     return _gemm("gemm_bias_act", a, b, bias, activation, False, False)

@@ -27,8 +27,6 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-import cnnkit
-
 from .. import backend
 
 DEFAULT_SHARED_MEMORY_LIMIT = 48 * 1024
@@ -54,7 +52,7 @@ def kernel_source_dir() -> Path:
     A wheel ships them inside the package (``cnnkit/kernels``); an editable install
     reads the repository's top-level ``kernels/``.
     """
-    package_dir = Path(cnnkit.__file__).resolve().parent
+    package_dir = Path(__file__).resolve().parent.parent
     for candidate in (package_dir / "kernels", package_dir.parent / "kernels"):
         if candidate.is_dir():
             return candidate

@@ -14,7 +14,7 @@ The learning rate and the step (through Adam's bias correction) are by-value ker
 arguments, passed on every call. A CUDA graph that captured this launch would replay the
 values of the captured step: graph capture would need them, and the tables, in device
 memory. Arrays that are not C-contiguous CuPy arrays of one dtype (float32 or float64)
-fall back to the reference, under CuPy.
+are left to the reference (under CuPy): the wrappers return ``USE_REFERENCE``.
 """
 from __future__ import annotations
 
@@ -26,9 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import backend
-from ..optimizers.adam import adam_update_reference
-from ..optimizers.sgd import sgd_update_reference
-from ..registry import CUDA, register
+from ..registry import CUDA, USE_REFERENCE, register
 from .launcher import Array, Kernel, Scalar
 
 THREADS = 256
@@ -139,17 +137,17 @@ def _launch(name: str, suffix: str, lists: Sequence[Sequence[Any]], scalars: tup
 
 @register("sgd_update", CUDA)
 def sgd_update(params, grads, velocities, *, lr, momentum, nesterov, weight_decay):
-    """One fused SGD step over every parameter, in place; the signature of :func:`sgd_update_reference`.
+    """One fused SGD step over every parameter, in place; the signature of the reference in
+    :mod:`cnnkit.optimizers.sgd`.
 
     Returns:
-        None.
+        None, or ``USE_REFERENCE`` for arrays the kernel does not take.
     """
     lists = [params, grads] + ([] if velocities is None else [velocities])
     check_lists("sgd_update", ("params", "grads", "velocities"), lists)
     suffix = _fusable(lists) if params else None
     if suffix is None:
-        return sgd_update_reference(params, grads, velocities, lr=lr, momentum=momentum, nesterov=nesterov,
-                                    weight_decay=weight_decay)
+        return USE_REFERENCE
     decay = 1.0 - lr * weight_decay if weight_decay else 1.0
     name = "sgd_update" if velocities is None else "sgd_momentum_update"
     _launch(name, suffix, lists, (float(lr), decay, float(momentum), int(bool(nesterov))))
@@ -159,17 +157,17 @@ def sgd_update(params, grads, velocities, *, lr, momentum, nesterov, weight_deca
 @register("adam_update", CUDA)
 def adam_update(params, grads, ms, vs, vhats, *, lr, beta1, beta2, eps, step, weight_decay):
     """One fused Adam / AMSGrad / AdamW step over every parameter, in place; the signature
-    of :func:`adam_update_reference`, with lr_t = lr · √(1 − β₂ᵗ) / (1 − β₁ᵗ) computed here.
+    of the reference in :mod:`cnnkit.optimizers.adam`, with lr_t = lr · √(1 − β₂ᵗ) / (1 − β₁ᵗ)
+    computed here.
 
     Returns:
-        None.
+        None, or ``USE_REFERENCE`` for arrays the kernel does not take.
     """
     lists = [params, grads, ms, vs] + ([] if vhats is None else [vhats])
     check_lists("adam_update", ("params", "grads", "ms", "vs", "vhats"), lists)
     suffix = _fusable(lists) if params else None
     if suffix is None:
-        return adam_update_reference(params, grads, ms, vs, vhats, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
-                                     step=step, weight_decay=weight_decay)
+        return USE_REFERENCE
     lr_t = lr * math.sqrt(1.0 - beta2 ** step) / (1.0 - beta1 ** step)
     decay = 1.0 - lr * weight_decay if weight_decay else 1.0
     name = "adam_update" if vhats is None else "amsgrad_update"

@@ -16,7 +16,8 @@ input with D = 1 and a 1-D input with D = H = 1.
 - Average and L2 pooling divide by the number of real (unpadded) values in each window,
   exactly as the reference.
 - float32 and float64 run on the kernels; other dtypes, dilated windows, empty arrays
-  and tensors of 2^31 elements or more fall back to the reference (under CuPy).
+  and tensors of 2^31 elements or more are left to the reference (under CuPy): the
+  wrappers return :data:`~cnnkit.registry.USE_REFERENCE` and the registry runs it.
 """
 from __future__ import annotations
 
@@ -26,9 +27,8 @@ from typing import Any
 import numpy as np
 
 from .. import backend
-from ..ops.pool import POOL_MODES, pool_backward_reference, pool_forward_reference
-from ..ops.window import WindowGeometry
-from ..registry import CUDA, register
+from ..registry import CUDA, USE_REFERENCE, register
+from ..window import POOL_MODES, WindowGeometry
 from .launcher import Array, Kernel, Scalar, grid_stride_blocks
 
 THREADS = 256
@@ -94,12 +94,6 @@ def pool_dims(input_shape: tuple, geometry: WindowGeometry) -> tuple[int, ...]:
     return (planes,) + spatial + output + window + stride + before
 
 
-def tiles_exactly(input_shape: tuple, geometry: WindowGeometry) -> bool:
-    """True when the windows partition the input: window = stride, no padding, each size a multiple."""
-    return not geometry.is_padded and all(
-        k == s and size % k == 0 for k, s, size in zip(geometry.window, geometry.stride, input_shape[2:]))
-
-
 def runs_on_kernels(dtype, input_shape: tuple, geometry: WindowGeometry) -> bool:
     """True when the kernels handle this pooling; otherwise the reference runs."""
     if np.dtype(dtype) not in _SUFFIXES or not 1 <= len(input_shape) - 2 <= 3:
@@ -131,11 +125,12 @@ def pool_forward(x, mode: str, geometry: WindowGeometry):
 
     Returns:
         ``(y, saved)``: y of shape (N, C, *out) and x's dtype, and a :class:`PoolSaved`
-        for :func:`pool_backward` (the reference's own ``saved`` when it ran instead).
+        for :func:`pool_backward`; or :data:`~cnnkit.registry.USE_REFERENCE` for arguments
+        the kernels do not take.
     """
     _check_mode("pool_forward", mode)
     if not runs_on_kernels(x.dtype, x.shape, geometry):
-        return pool_forward_reference(x, mode, geometry)
+        return USE_REFERENCE
     cupy = backend.cupy()
     with cupy.cuda.Device(x.device.id):
         x = cupy.ascontiguousarray(x)
@@ -161,18 +156,19 @@ def pool_backward(gy, saved, input_shape: tuple, mode: str, geometry: WindowGeom
         mode, geometry: as in the forward.
 
     Returns:
-        gx of shape ``input_shape``, gathered over every window that covers each element.
+        gx of shape ``input_shape``, gathered over every window that covers each element;
+        :data:`~cnnkit.registry.USE_REFERENCE` when the forward ran the reference.
     """
     _check_mode("pool_backward", mode)
     if not isinstance(saved, PoolSaved):  # the forward ran the reference
-        return pool_backward_reference(gy, saved, input_shape, mode, geometry)
+        return USE_REFERENCE
     cupy = backend.cupy()
     with cupy.cuda.Device(gy.device.id):
         gy = cupy.ascontiguousarray(gy, dtype=saved.dtype)
         gx = cupy.empty(tuple(input_shape), dtype=saved.dtype)
         dims = pool_dims(tuple(input_shape), geometry)
         arrays = {"max": (gy, saved.argmax, gx), "avg": (gy, gx), "l2": (gy, saved.x, saved.y, gx)}[mode]
-        if tiles_exactly(tuple(input_shape), geometry):  # one thread per window
+        if geometry.tiles_exactly(tuple(input_shape)[2:]):  # one thread per window
             _launch(KERNELS["backward_tiled", mode, _SUFFIXES[gx.dtype]], gy.size, gy.device.id, arrays + dims)
             return gx
         W = dims[3]

@@ -1,4 +1,4 @@
-"""Feeding models: datasets, mini-batch loading, label helpers, splits and augmentation."""
+"""Feeding a model: the Dataset wrapper, mini-batch loading, labels, splits, augmentation (data sets: cnnkit.datasets)."""
 from . import transforms
 from .dataset import ArrayDataset, Dataset
 from .labels import one_hot, to_categorical, to_labels

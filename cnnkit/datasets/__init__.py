@@ -1,4 +1,4 @@
-"""Data sets: the packaged UCI digits, MNIST/Fashion-MNIST from disk, the IDX format, 2-D toys."""
+"""The data sets themselves: UCI digits (packaged), MNIST/Fashion-MNIST and IDX files, 2-D toys (feeding: cnnkit.data)."""
 from .digits import load_digits
 from .idx import read_idx, write_idx
 from .mnist import FASHION_MNIST_CLASS_NAMES, DatasetNotFoundError, load_fashion_mnist, load_mnist, search_paths

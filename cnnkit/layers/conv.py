@@ -10,7 +10,7 @@ import inspect
 from typing import Any
 
 from ..ops.conv import conv
-from ..ops.window import make_geometry, normalize_tuple, resolve_padding
+from ..window import make_geometry, normalize_tuple, resolve_padding
 from .base import InputSpec, Layer, _show
 from .options import WeightOptions
 

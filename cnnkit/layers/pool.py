@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..ops.pool import global_avg_pool, global_max_pool, pool
-from ..ops.window import make_geometry, normalize_tuple
+from ..window import make_geometry, normalize_tuple
 from .base import Layer, _show
 from .conv import _checked_padding
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..ops.shape import pad
-from ..ops.window import resolve_padding
+from ..window import resolve_padding
 from .base import Layer, _show
 
 

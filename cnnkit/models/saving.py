@@ -23,10 +23,11 @@ import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
-from .. import __version__, backend, losses, optimizers
+from .. import backend, losses, optimizers
 from ..custom_objects import custom_object_scope, deserialize
 from .. import metrics as metrics_module
 from ..autograd import Parameter
+from ..version import __version__
 
 FORMAT = "cnnkit"
 FORMAT_VERSION = "1"

@@ -18,34 +18,7 @@ import math
 from .. import backend
 from ..autograd import Function
 from ..registry import impl, register
-from .window import WindowGeometry, make_geometry
-
-
-def im2col(x, geometry: WindowGeometry):
-    """Gather every receptive field: (N, C, *spatial) -> cols of shape (C, *window, N, *out).
-
-    Channels and taps lead and the batch follows, so that for each group the columns
-    are one C-contiguous (C·window / groups, N·out) matrix: every product below is then
-    a plain GEMM on it, with no transposed copy (CuPy copies a transposed operand of a
-    batched product whole).
-    """
-    xp = backend.get_array_module(x)
-    out = geometry.output_size(x.shape[2:])
-    padded = geometry.pad(x)
-    cols = xp.empty((x.shape[1],) + geometry.window + (x.shape[0],) + out, dtype=x.dtype)
-    for tap in geometry.taps():
-        cols[(slice(None),) + tap] = padded[geometry.tap_slices(tap, out)].swapaxes(0, 1)
-    return cols
-
-
-def col2im(cols, input_shape: tuple, geometry: WindowGeometry):
-    """Scatter-add columns (C, *window, N, *out) back onto the input grid: the adjoint of :func:`im2col`."""
-    xp = backend.get_array_module(cols)
-    out = cols.shape[2 + geometry.rank:]
-    padded = xp.zeros(input_shape[:2] + geometry.padded_size(input_shape[2:]), dtype=cols.dtype)
-    for tap in geometry.taps():
-        padded[geometry.tap_slices(tap, out)] += cols[(slice(None),) + tap].swapaxes(0, 1)
-    return geometry.crop(padded)
+from ..window import WindowGeometry, check_conv_shapes, col2im, im2col, make_geometry
 
 
 def grouped_columns(x, geometry: WindowGeometry, groups: int):
@@ -142,26 +115,6 @@ class Convolution(Function):
         if len(self.needs_grad) > 2 and self.needs_grad[2]:
             gb = gy.sum(axis=(0,) + tuple(range(2, gy.ndim)))
         return (gx, gW, gb)[: len(self.needs_grad)]
-
-
-def check_conv_shapes(x_shape: tuple, W_shape: tuple, b_shape: tuple | None, groups: int, who: str) -> None:
-    """Raise a ValueError naming ``who`` when x, W, b and groups do not fit together."""
-    rank = len(W_shape) - 2
-    if rank not in (1, 2, 3):
-        raise ValueError(f"{who}: the weight must have shape (filters, channels/groups, *kernel) with 1 to 3 "
-                         f"spatial axes, got shape {W_shape}")
-    if len(x_shape) != rank + 2:
-        layout = {1: "(N, C, W)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}[rank]
-        raise ValueError(f"{who}: expected input of rank {rank + 2} {layout}, got shape {x_shape}")
-    channels, filters = x_shape[1], W_shape[0]
-    if not isinstance(groups, int) or groups < 1 or channels % groups or filters % groups:
-        raise ValueError(f"{who}: groups={groups} must divide both the input channels ({channels}) "
-                         f"and the filters ({filters})")
-    if W_shape[1] * groups != channels:
-        raise ValueError(f"{who}: input has {channels} channels but the weight expects "
-                         f"{W_shape[1] * groups} (weight shape {W_shape}, groups={groups})")
-    if b_shape is not None and b_shape != (filters,):
-        raise ValueError(f"{who}: bias must have shape ({filters},), got {b_shape}")
 
 
 def conv(x, W, b=None, stride=1, padding="valid", dilation=1, groups: int = 1):

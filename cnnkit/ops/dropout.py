@@ -10,19 +10,9 @@ takes word i, so the reference and the CUDA kernel make the very same mask.
 """
 from __future__ import annotations
 
-import math
-
 from .. import backend, philox
 from ..autograd import Function, Tensor, as_tensor
 from ..registry import impl, register
-
-
-def dropout_threshold(rate: float) -> int:
-    """The uint32 a random word must reach to keep its element: ceil(rate · 2^32), at most 2^32 − 1.
-
-    A word is below it with probability rate (to within 2^-32).
-    """
-    return min(math.ceil(rate * 2**32), 2**32 - 1)
 
 
 @register("dropout")
@@ -34,14 +24,14 @@ def dropout_reference(x, rate: float, seed: int, stream: int):
         rate: probability of dropping an element, in [0, 1).
         seed, stream: the Philox draw (see :func:`cnnkit.backend.next_random_stream`);
             element i (in C order) is kept when word i of the draw reaches
-            :func:`dropout_threshold`.
+            :func:`cnnkit.philox.dropout_threshold`.
 
     Returns:
         ``(y, mask)``, both of x's shape and dtype: mask holds 0 or 1/(1 − rate), y = x · mask.
     """
     xp = backend.get_array_module(x)
     words = philox.random_words(xp, seed, stream, x.size).reshape(x.shape)
-    mask = xp.multiply(words >= dropout_threshold(rate), x.dtype.type(1 / (1 - rate)), dtype=x.dtype)
+    mask = xp.multiply(words >= philox.dropout_threshold(rate), x.dtype.type(1 / (1 - rate)), dtype=x.dtype)
     return x * mask, mask
 
 

@@ -18,9 +18,7 @@ import numpy as np
 from .. import backend
 from ..autograd import Function
 from ..registry import impl, register
-from .window import WindowGeometry, make_geometry
-
-POOL_MODES = ("max", "avg", "l2")
+from ..window import POOL_MODES, WindowGeometry, make_geometry
 
 
 def _window_counts(xp, input_size: tuple, geometry: WindowGeometry, dtype):
@@ -33,12 +31,6 @@ def _window_counts(xp, input_size: tuple, geometry: WindowGeometry, dtype):
     for tap in geometry.taps():
         counts += ones[geometry.tap_slices(tap, out)]
     return counts
-
-
-def _tiles_exactly(input_size: tuple, geometry: WindowGeometry) -> bool:
-    """Windows neither overlap nor leave gaps nor need padding: every input element is in one window."""
-    return not geometry.is_padded and all(
-        k == s and size % k == 0 for size, k, s in zip(input_size, geometry.window, geometry.stride))
 
 
 @register("pool_forward")
@@ -88,7 +80,7 @@ def _max_pool_backward(gy, padded, y, input_shape: tuple, geometry: WindowGeomet
     """
     xp = backend.get_array_module(gy)
     out = gy.shape[2:]
-    exact = _tiles_exactly(input_shape[2:], geometry)
+    exact = geometry.tiles_exactly(input_shape[2:])
     # Exactly tiled windows write every element once, so no zero fill and no accumulation.
     gx = xp.empty(padded.shape, dtype=gy.dtype) if exact else xp.zeros(padded.shape, dtype=gy.dtype)
     nan_outputs = xp.isnan(y)

@@ -3,11 +3,8 @@ import json
 
 import pytest
 
-from cnnkit import backend
 from cnnkit.bench.cli import SUITES, options_from_args
 from cnnkit.cli import build_parser, main
-
-no_gpu = pytest.mark.skipif(backend.cuda_is_available(), reason="checks the behaviour without a GPU")
 
 
 def parse(*argv):
@@ -54,13 +51,13 @@ def test_unknown_suite_names_the_choices(capsys):
     assert "unknown suite 'gemmm'; choose from gemm, conv, pool, train or all" in capsys.readouterr().err
 
 
-@no_gpu
+@pytest.mark.no_gpu
 def test_asking_for_cuda_without_a_gpu_says_why(capsys):
     assert main(["bench", "--device", "cuda"]) == 2
     assert "no GPU found (" in capsys.readouterr().err
 
 
-@no_gpu
+@pytest.mark.no_gpu
 def test_tiny_cpu_run_end_to_end(tmp_path, capsys):
     """The CI run of the benchmark: every path a real ``cnnkit bench --quick`` takes, on tiny sizes."""
     folder = tmp_path / "results"

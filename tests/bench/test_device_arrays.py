@@ -5,8 +5,8 @@ import numpy as np
 from cnnkit.bench.device import BenchDevice, RunSettings
 from cnnkit.bench.suites import conv, pool
 from cnnkit.bench.suites.conv import ConvShape
-from cnnkit.ops.window import make_geometry
-from tests.fake_gpu import FakeDeviceArray, fake_gpu  # noqa: F401  (fixture)
+from cnnkit.window import make_geometry
+from tests.cuda.launch_recorder import FakeCudaArray
 
 SETTINGS = RunSettings(warmup=0, repeat=1, max_seconds=1.0)
 
@@ -24,7 +24,7 @@ def test_pool_check_runs_the_reference_on_the_device(fake_gpu):
     device = BenchDevice("cuda:1", SETTINGS)
     x = device.random((2, 3, 6, 4), seed=1)
     gy = device.random((2, 3, 3, 2), seed=2)
-    assert isinstance(x, FakeDeviceArray) and x.device.id == 1
+    assert isinstance(x, FakeCudaArray) and x.device.id == 1
     geometry = make_geometry(2, 2, 2, "valid", 1, (6, 4))
     for backward in (False, True):
         checked = pool._check(device, x, gy, geometry, backward)

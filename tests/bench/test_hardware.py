@@ -4,10 +4,8 @@ import re
 
 import pytest
 
-from cnnkit import backend
 from cnnkit.bench import hardware, peaks, telemetry
 
-no_gpu = pytest.mark.skipif(backend.cuda_is_available(), reason="checks the behaviour without a GPU")
 
 
 def test_collect_describes_this_machine():
@@ -26,7 +24,7 @@ def test_date_and_git_revision():
     assert revision is None or re.fullmatch(r"[0-9a-f]{40}(-dirty)?", revision)
 
 
-@no_gpu
+@pytest.mark.no_gpu
 def test_gpu_status_gives_the_reason_without_a_gpu():
     available, reason = hardware.gpu_status()
     assert not available and ("CuPy" in reason or "GPU" in reason)
@@ -64,7 +62,7 @@ def test_unknown_gpu_has_no_peak():
     assert peaks.lookup_peak("NVIDIA H100 80GB HBM3").to_dict()["source"] == "datasheet"
 
 
-@no_gpu
+@pytest.mark.no_gpu
 def test_nvml_says_why_it_is_unavailable():
     with pytest.raises(telemetry.NvmlUnavailable, match="NVML|nvidia-ml-py"):
         telemetry.Nvml(0)

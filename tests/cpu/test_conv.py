@@ -5,7 +5,7 @@ import pytest
 from cnnkit import registry
 from cnnkit.cpu import conv as wide
 from cnnkit.ops.conv import conv_backward_data_reference, conv_backward_filter_reference, conv_forward_reference
-from cnnkit.ops.window import make_geometry
+from cnnkit.window import make_geometry
 
 CASES = [
     # (x shape, W shape, padding, dilation)
@@ -44,11 +44,13 @@ def test_other_convolutions_keep_the_reference(rng, W_shape, stride, groups):
     W = rng.standard_normal(W_shape)
     geometry = make_geometry(2, (3, 3), stride, "same", 1, x.shape[2:])
     assert not wide._uses_wide_rows(x.shape, W.shape, geometry, groups)
-    y, saved = wide.conv_forward_wide(x, W, None, geometry, groups)
+    assert wide.conv_forward_wide(x, W, None, geometry, groups) is registry.USE_REFERENCE
+    y, saved = registry.impl("conv_forward", x, W, None, geometry, groups)
     y_ref, _ = conv_forward_reference(x, W, None, geometry, groups)
     np.testing.assert_array_equal(y, y_ref)
     gy = rng.standard_normal(y.shape)
-    np.testing.assert_allclose(wide.conv_backward_filter_wide(gy, x, saved, W.shape, geometry, groups),
+    assert wide.conv_backward_filter_wide(gy, x, saved, W.shape, geometry, groups) is registry.USE_REFERENCE
+    np.testing.assert_allclose(registry.impl("conv_backward_filter", gy, x, saved, W.shape, geometry, groups),
                                conv_backward_filter_reference(gy, x, None, W.shape, geometry, groups), rtol=1e-10)
 
 

@@ -7,7 +7,7 @@ from cnnkit import registry
 from cnnkit.cpu import sharded
 from cnnkit.ops.conv import conv_backward_data_reference, conv_forward_reference
 from cnnkit.ops.pool import pool_backward_reference, pool_forward_reference
-from cnnkit.ops.window import make_geometry
+from cnnkit.window import make_geometry
 
 
 @pytest.fixture(params=[1, 2, 3])
@@ -32,11 +32,11 @@ def test_only_work_worth_a_thread_is_split():
 
 
 def test_blas_runs_single_threaded_inside_the_shards_and_is_restored_after(threads):
-    from cnnkit.cpu import pool
-    before = pool.blas_threads()
-    inside = pool.run_all([pool.blas_threads for _ in range(threads)])
+    from cnnkit.cpu import threads as thread_pool
+    before = thread_pool.blas_threads()
+    inside = thread_pool.run_all([thread_pool.blas_threads for _ in range(threads)])
     assert inside == [1] * threads if threads > 1 else inside == [before]
-    assert pool.blas_threads() == before
+    assert thread_pool.blas_threads() == before
 
 
 def test_batch_slices_cover_the_batch_once(threads):

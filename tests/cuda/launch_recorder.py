@@ -1,6 +1,8 @@
 """CPU stand-ins for CuPy that record kernel launches instead of running them.
 
-With the ``recorded_launches`` fixture, a CUDA wrapper called on :class:`FakeCudaArray`
+:func:`fake` makes the stand-in device arrays: enough for the launcher's argument checks
+on their own. With the ``recorded_launches`` fixture (offered to every test by
+``tests/conftest.py``), a CUDA wrapper called on :class:`FakeCudaArray`
 inputs runs all of its Python (dtype and shape dispatch, planning, allocation) and each
 ``Kernel.launch`` checks its arguments against the kernel's declared parameters and
 records the launch instead of compiling anything. Outputs are left uninitialised: these
@@ -30,11 +32,14 @@ SM_COUNT = 4
 
 
 class FakeCudaArray(np.ndarray):
-    """A NumPy array that passes for a CuPy array on device 0."""
+    """A NumPy array that passes for a CuPy array on device ``device_id`` (the one fake device array of the tests)."""
+
+    def __array_finalize__(self, obj):
+        self.device_id = getattr(obj, "device_id", 0)  # views and results stay on their source's device
 
     @property
     def device(self):
-        return SimpleNamespace(id=0)
+        return SimpleNamespace(id=self.device_id)
 
     @property
     def data(self):
@@ -43,10 +48,17 @@ class FakeCudaArray(np.ndarray):
     def get(self):
         return np.array(self).view(np.ndarray)
 
+    def set(self, host, stream=None):
+        """CuPy's host-to-device copy (asynchronous on ``stream`` from pinned memory); remembers the stream."""
+        np.copyto(self, host)
+        self.uploaded_on = stream
 
-def fake(array, dtype=None) -> FakeCudaArray:
-    """``array`` as a :class:`FakeCudaArray` (sharing memory when no conversion is needed)."""
-    return np.asarray(array, dtype=dtype).view(FakeCudaArray)
+
+def fake(array, dtype=None, device: int = 0) -> FakeCudaArray:
+    """``array`` as a :class:`FakeCudaArray` on ``device`` (sharing memory when no conversion is needed)."""
+    result = np.asarray(array, dtype=dtype).view(FakeCudaArray)
+    result.device_id = device
+    return result
 
 
 def is_fake(value) -> bool:

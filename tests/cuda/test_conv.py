@@ -15,16 +15,11 @@ from cnnkit.cuda import conv_plan, launcher
 from cnnkit.cuda.launcher import ceil_div
 from cnnkit.cuda.conv_plan import TILES, ConvShape, GemmPlan, gemm_problem, plan_depthwise, plan_gemm
 from cnnkit.layers import Conv2D
-from cnnkit.ops.window import make_geometry
-from tests.cuda.test_launcher import FakeDeviceArray, is_fake
+from cnnkit.window import make_geometry
+from tests.cuda.launch_recorder import fake, is_fake
 
 conv_ops = importlib.import_module("cnnkit.ops.conv")  # the package re-exports a function named conv
 
-
-def on_gpu(test):
-    """Mark a test as needing CuPy and a GPU, skipping it cleanly otherwise."""
-    needs_gpu = pytest.mark.skipif(not backend.cuda_is_available(), reason="needs CuPy and an NVIDIA GPU")
-    return pytest.mark.gpu(needs_gpu(test))
 
 
 def shape_of(x_shape, W_shape, stride=1, padding="valid", dilation=1, groups=1) -> ConvShape:
@@ -32,7 +27,7 @@ def shape_of(x_shape, W_shape, stride=1, padding="valid", dilation=1, groups=1) 
     return ConvShape.of(x_shape, W_shape, geometry, groups)
 
 
-# (x shape, W shape, stride, padding, dilation, groups): the ANCHORS.md benchmark shapes
+# (x shape, W shape, stride, padding, dilation, groups): the benchmark target shapes (bench/README.md)
 ANCHORS = [
     ((256, 1, 28, 28), (32, 1, 3, 3), 1, 1, 1, 1),
     ((256, 32, 14, 14), (64, 32, 3, 3), 1, 1, 1, 1),
@@ -165,16 +160,16 @@ def test_depthwise_plan_refuses_what_it_cannot_hold():
 
 # ---------------------------------------------------------------- argument checks (CPU)
 
-def fake(shape, dtype=np.float32, device=0):
-    return FakeDeviceArray(np.zeros(shape, dtype), device)
+def zeros(shape, dtype=np.float32, device=0):
+    return fake(np.zeros(shape, dtype), device=device)
 
 
 def forward_args(x=None, weight=None, bias=None, y=None, pad_h=1):
     shape = shape_of((2, 3, 8, 8), (4, 3, 3, 3), padding=1)
     args = list(shape.args())
     args[SHAPE_INDEX["pad_h"]] = pad_h
-    return (x if x is not None else fake((2, 3, 8, 8)), weight if weight is not None else fake((4, 3, 3, 3)),
-            bias, y if y is not None else fake((2, 4, 8, 8)), *args, 32)
+    return (x if x is not None else zeros((2, 3, 8, 8)), weight if weight is not None else zeros((4, 3, 3, 3)),
+            bias, y if y is not None else zeros((2, 4, 8, 8)), *args, 32)
 
 
 SHAPE_INDEX = {name: i for i, name in enumerate(cuda_conv.SHAPE_NAMES)}
@@ -193,31 +188,31 @@ def test_kernel_declarations_accept_valid_arguments():
 def test_kernel_rejects_wrong_dtype_host_memory_and_other_devices():
     with pytest.raises(TypeError, match=r"^conv_fwd_f32_128x32: argument 'x' must be a float32 CuPy array on cuda:0, "
                                         r"got a float64 CuPy array$"):
-        FORWARD.check(forward_args(x=fake((2, 3, 8, 8), np.float64)), 0, is_device_array=is_fake)
+        FORWARD.check(forward_args(x=zeros((2, 3, 8, 8), np.float64)), 0, is_device_array=is_fake)
     with pytest.raises(TypeError, match=r"argument 'weight' must be a float32 CuPy array on cuda:0, "
                                         r"got a numpy.ndarray \(host memory\)"):
         FORWARD.check(forward_args(weight=np.zeros((4, 3, 3, 3), np.float32)), 0, is_device_array=is_fake)
     with pytest.raises(ValueError, match=r"argument 'y' must be a float32 CuPy array on cuda:0, "
                                          r"got a float32 CuPy array on cuda:1"):
-        FORWARD.check(forward_args(y=fake((2, 4, 8, 8), device=1)), 0, is_device_array=is_fake)
+        FORWARD.check(forward_args(y=zeros((2, 4, 8, 8), device=1)), 0, is_device_array=is_fake)
     with pytest.raises(TypeError, match=r"argument 'bias' must be a float32 CuPy array on cuda:0, got a float64"):
-        FORWARD.check(forward_args(bias=fake(4, np.float64)), 0, is_device_array=is_fake)
+        FORWARD.check(forward_args(bias=zeros(4, np.float64)), 0, is_device_array=is_fake)
     with pytest.raises(ValueError, match=r"argument 'pad_h' must be an int32 in \[0, 2147483647\], got -1"):
         FORWARD.check(forward_args(pad_h=-1), 0, is_device_array=is_fake)
-    strided = FakeDeviceArray(np.zeros((2, 3, 8, 16), np.float32)[..., ::2])
+    strided = fake(np.zeros((2, 3, 8, 16), np.float32)[..., ::2])
     with pytest.raises(ValueError, match=r"argument 'x' must be C-contiguous"):
         FORWARD.check(forward_args(x=strided), 0, is_device_array=is_fake)
 
 
 def test_operands_must_be_device_arrays_on_one_device():
-    operands = {"x": fake((2, 3, 8, 8)), "W": fake((4, 3, 3, 3)), "b": None}
+    operands = {"x": zeros((2, 3, 8, 8)), "W": zeros((4, 3, 3, 3)), "b": None}
     assert cuda_conv.check_operands("conv_forward", operands, is_device_array=is_fake) == 0
     with pytest.raises(TypeError, match=r"^conv_forward: W must be a CuPy array, got a numpy.ndarray \(host memory\)$"):
         cuda_conv.check_operands("conv_forward", {**operands, "W": np.zeros((4, 3, 3, 3), np.float32)},
                                  is_device_array=is_fake)
     with pytest.raises(ValueError, match=r"^conv_forward: b is on cuda:1 but x is on cuda:0; all operands must be "
                                          r"on one device$"):
-        cuda_conv.check_operands("conv_forward", {**operands, "b": fake(4, device=1)}, is_device_array=is_fake)
+        cuda_conv.check_operands("conv_forward", {**operands, "b": zeros(4, device=1)}, is_device_array=is_fake)
 
 
 def test_gradient_shape_is_checked():
@@ -314,24 +309,24 @@ SHAPES = [
 ]
 
 
-@on_gpu
+@pytest.mark.gpu
 @pytest.mark.parametrize("case", SHAPES)
 def test_kernels_match_float64(rng, case):
     check_all_passes(rng, *case)
 
 
-@on_gpu
+@pytest.mark.gpu
 def test_forward_without_bias(rng):
     check_all_passes(rng, (2, 3, 7, 6), (4, 3, 3, 3), 1, "same", 1, 1, bias=False)
 
 
-@on_gpu
+@pytest.mark.gpu
 @pytest.mark.parametrize("case", ANCHORS)
 def test_anchor_shapes_match_float64(rng, case):
     check_all_passes(rng, *case)
 
 
-@on_gpu
+@pytest.mark.gpu
 @pytest.mark.parametrize("tile", TILES, ids=[t.name for t in TILES])
 @pytest.mark.parametrize("slices", [1, 3])
 def test_every_tile_with_and_without_split_k(rng, monkeypatch, launched, tile, slices):
@@ -351,14 +346,14 @@ def test_every_tile_with_and_without_split_k(rng, monkeypatch, launched, tile, s
     assert ("conv_splitk_reduce_f32" in launched) == (slices > 1)
 
 
-@on_gpu
+@pytest.mark.gpu
 def test_depthwise_runs_the_direct_kernels(rng, launched):
     check_all_passes(rng, (2, 6, 11, 12), (18, 1, 3, 3), 1, "same", 1, 6)
     assert launched == ["conv_depthwise_fwd_f32", "conv_depthwise_bwd_data_f32", "conv_depthwise_bwd_filter_f32",
                         "conv_splitk_reduce_f32"]
 
 
-@on_gpu
+@pytest.mark.gpu
 def test_results_are_deterministic(rng):
     cupy = backend.cupy()
     geometry = make_geometry(2, (3, 3), 1, 1, 1, (14, 14))
@@ -369,21 +364,23 @@ def test_results_are_deterministic(rng):
     assert cupy.array_equal(first, second)  # split-K, summed in a fixed order
 
 
-@on_gpu
+@pytest.mark.gpu
 def test_float64_runs_the_reference_under_cupy(rng, launched):
     cupy = backend.cupy()
     geometry = make_geometry(2, (3, 3), 2, "same", 1, (7, 6))
     x, W = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((4, 3, 3, 3))
-    y, saved = cuda_conv.conv_forward(cupy.asarray(x), cupy.asarray(W), None, geometry, 1)
-    expected, _ = conv_ops.conv_forward_reference(x, W, None, geometry, 1)
-    assert y.dtype == np.float64 and saved is not None
-    np.testing.assert_allclose(backend.to_numpy(y), expected, rtol=1e-12)
-    gW = cuda_conv.conv_backward_filter(cupy.asarray(rng.standard_normal(y.shape)), cupy.asarray(x), None,
-                                        W.shape, geometry, 1)  # rebuilds the im2col matrix it needs
+    assert cuda_conv.conv_forward(cupy.asarray(x), cupy.asarray(W), None, geometry, 1) is registry.USE_REFERENCE
+    with registry.use_cuda_kernels(True):
+        y, saved = registry.impl("conv_forward", cupy.asarray(x), cupy.asarray(W), None, geometry, 1)
+        expected, _ = conv_ops.conv_forward_reference(x, W, None, geometry, 1)
+        assert y.dtype == np.float64 and saved is not None
+        np.testing.assert_allclose(backend.to_numpy(y), expected, rtol=1e-12)
+        gW = registry.impl("conv_backward_filter", cupy.asarray(rng.standard_normal(y.shape)), cupy.asarray(x), None,
+                           W.shape, geometry, 1)  # the reference rebuilds the im2col matrix it needs
     assert gW.shape == W.shape and launched == []
 
 
-@on_gpu
+@pytest.mark.gpu
 def test_bad_operands_are_rejected_before_any_launch(launched):
     cupy = backend.cupy()
     geometry = make_geometry(2, (3, 3), 1, 0, 1, (5, 5))
@@ -397,7 +394,7 @@ def test_bad_operands_are_rejected_before_any_launch(launched):
     assert launched == []
 
 
-@on_gpu
+@pytest.mark.gpu
 def test_registry_dispatches_to_the_kernels(rng, launched):
     with registry.use_cuda_kernels(True):
         assert registry.lookup("conv_forward", on_gpu=True) is cuda_conv.conv_forward
@@ -411,7 +408,7 @@ def test_registry_dispatches_to_the_kernels(rng, launched):
     assert launched and all(name.startswith("conv_") for name in launched)
 
 
-@on_gpu
+@pytest.mark.gpu
 def test_conv2d_layer_forward_and_backward_on_gpu_match_cpu(rng):
     x = rng.standard_normal((4, 3, 13, 12)).astype(np.float32)
     g = rng.standard_normal((4, 8, 7, 6)).astype(np.float32)

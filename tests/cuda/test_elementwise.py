@@ -19,7 +19,7 @@ from cnnkit.ops import activation as act
 from cnnkit.ops import loss as losses
 from cnnkit.ops import norm
 from cnnkit.ops.dropout import dropout_reference
-from tests.cuda.launch_recorder import fake, is_fake, kernel_entries, nvcc_report, recorded_launches  # noqa: F401
+from tests.cuda.launch_recorder import fake, is_fake, kernel_entries, nvcc_report
 
 ACTIVATIONS = [  # (op, keyword parameters, forward kernel)
     ("relu", {}, "relu"),
@@ -37,11 +37,6 @@ DTYPES = [np.float32, np.float64]
 def suffix(dtype) -> str:
     return "f32" if np.dtype(dtype) == np.float32 else "f64"
 
-
-def on_gpu(test):
-    """Mark a test as needing CuPy and a GPU, skipping it cleanly otherwise."""
-    needs_gpu = pytest.mark.skipif(not backend.cuda_is_available(), reason="needs CuPy and an NVIDIA GPU")
-    return pytest.mark.gpu(needs_gpu(test))
 
 
 # ---------------------------------------------------------------- launches and planning (CPU)
@@ -137,15 +132,22 @@ def test_batch_norm_takes_negative_axes_and_leaves_odd_channel_arrays_to_the_ref
     assert (recorded_launches[0].arg("outer"), recorded_launches[0].arg("C"), recorded_launches[0].arg("inner")) == (
         12, 5, 1)
     del recorded_launches[:]
-    y = ew.batch_norm_infer(x, fake(np.ones(1), np.float32), *vectors, fake(np.ones(5), np.float32), 1e-3, 2)
+    odd = (x, fake(np.ones(1), np.float32), *vectors, fake(np.ones(5), np.float32), 1e-3, 2)
+    assert ew.batch_norm_infer(*odd) is registry.USE_REFERENCE
+    with registry.use_cuda_kernels(True):
+        y = registry.impl("batch_norm_infer", *odd)
     assert recorded_launches == [] and y.shape == x.shape  # (1,) gamma broadcasts in the reference
 
 
-def test_unsupported_dtypes_fall_back_to_the_reference(recorded_launches, rng):
+def test_unsupported_dtypes_are_left_to_the_reference(recorded_launches, rng):
     x = rng.standard_normal((3, 5)).astype(np.float16)
-    np.testing.assert_array_equal(np.asarray(ew.tanh(fake(x))), act.tanh_reference(x))
-    np.testing.assert_array_equal(np.asarray(ew.softmax(fake(x), 1)), act.softmax_reference(x, 1))
-    mixed = ew.relu_grad(fake(x), fake(x), fake(x.astype(np.float32)))
+    assert ew.tanh(fake(x)) is registry.USE_REFERENCE
+    assert ew.softmax(fake(x), 1) is registry.USE_REFERENCE
+    assert ew.relu_grad(fake(x), fake(x), fake(x.astype(np.float32))) is registry.USE_REFERENCE
+    with registry.use_cuda_kernels(True):
+        np.testing.assert_array_equal(np.asarray(registry.impl("tanh", fake(x))), act.tanh_reference(x))
+        np.testing.assert_array_equal(np.asarray(registry.impl("softmax", fake(x), 1)), act.softmax_reference(x, 1))
+        mixed = registry.impl("relu_grad", fake(x), fake(x), fake(x.astype(np.float32)))
     np.testing.assert_array_equal(np.asarray(mixed), act.relu_grad_reference(x, x, x.astype(np.float32)))
     assert recorded_launches == []
 
@@ -207,7 +209,7 @@ EXTREMES = np.array([0.0, -0.0, 1e-30, -1e-30, 0.5, -0.5, 3.0, -3.0, 20.0, -20.0
                      1000.0, -1000.0, np.inf, -np.inf, np.nan])
 
 
-@on_gpu
+@pytest.mark.gpu
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape,misaligned", [((1,), False), ((4097,), False), ((5, 7, 9), True), ((3,), True)])
 @pytest.mark.parametrize("op,params,kernel", ACTIVATIONS)
@@ -224,7 +226,7 @@ def test_activations_and_gradients_match_the_reference(rng, op, params, kernel, 
     assert_matches(gx, want_gx, dtype, rtol32=5e-5, atol32=5e-6)
 
 
-@on_gpu
+@pytest.mark.gpu
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("op,params,kernel", ACTIVATIONS)
 def test_activations_of_extreme_and_non_finite_values(op, params, kernel, dtype):
@@ -243,7 +245,7 @@ SOFTMAX_CASES = [((1, 10), -1), ((7, 33), 1), ((3, 1500), -1), ((4, 1), 1), ((2,
                  ((2, 3, 4, 5), 2), ((300, 1025), -1), ((1, 3, 2), 0)]
 
 
-@on_gpu
+@pytest.mark.gpu
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape,axis", SOFTMAX_CASES)
 @pytest.mark.parametrize("op", ["softmax", "log_softmax"])
@@ -257,7 +259,7 @@ def test_softmax_matches_the_reference(rng, op, shape, axis, dtype):
     assert_matches(y, want, dtype, rtol32=1e-5, atol32=1e-6 if op == "softmax" else 1e-4)
 
 
-@on_gpu
+@pytest.mark.gpu
 @pytest.mark.parametrize("axis", [1, 0])
 def test_softmax_of_infinite_and_nan_rows_follows_the_reference(axis):
     x = np.array([[1.0, -np.inf, 2.0], [-np.inf, -np.inf, -np.inf], [np.inf, 1.0, 2.0], [np.nan, 0.0, 1.0],
@@ -272,7 +274,7 @@ def test_softmax_of_infinite_and_nan_rows_follows_the_reference(axis):
 XENT_SHAPES = [(1, 10), (33, 7), (5, 1500), (64, 10), (3, 1)]
 
 
-@on_gpu
+@pytest.mark.gpu
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("targets", ["index", "prob"])
 @pytest.mark.parametrize("shape", XENT_SHAPES)
@@ -298,7 +300,7 @@ def test_softmax_cross_entropy_and_gradient_match_the_reference(rng, shape, targ
     assert_matches(g, want_g, dtype, rtol32=1e-5, atol32=1e-6)
 
 
-@on_gpu
+@pytest.mark.gpu
 def test_out_of_range_class_indices_give_nan_rows():
     logits = on_device(np.zeros((3, 4), np.float32))
     target = on_device(np.array([1, 4, -1], np.int64))
@@ -308,7 +310,7 @@ def test_out_of_range_class_indices_give_nan_rows():
     assert not np.isnan(g[0]).any() and np.isnan(g[1:]).all()
 
 
-@on_gpu
+@pytest.mark.gpu
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(1,), (3, 5), (4097,)])
 def test_sigmoid_binary_cross_entropy_matches_the_reference(rng, shape, dtype):
@@ -323,7 +325,7 @@ def test_sigmoid_binary_cross_entropy_matches_the_reference(rng, shape, dtype):
     assert_matches(g, losses.sigmoid_binary_cross_entropy_grad_reference(z64, t64, gy.astype(np.float64)), dtype)
 
 
-@on_gpu
+@pytest.mark.gpu
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("rate", [0.1, 0.5, 0.9])
 def test_dropout_masks_with_the_rate_and_scales_the_survivors(rng, rate, dtype):
@@ -339,7 +341,7 @@ def test_dropout_masks_with_the_rate_and_scales_the_survivors(rng, rate, dtype):
     assert abs(float(np.mean(mask[:, ::2] == 0)) - rate) < 0.01  # no pattern along the fast axis
 
 
-@on_gpu
+@pytest.mark.gpu
 def test_dropout_is_reproducible_per_seed_and_independent_between_seeds(rng):
     x = rng.standard_normal(10007).astype(np.float32)
     draws = [(1, 0), (1, 0), (2, 0), (2**40 + 1, 0), (1, 1), (1, 2**40)]
@@ -352,7 +354,7 @@ def test_dropout_is_reproducible_per_seed_and_independent_between_seeds(rng):
     np.testing.assert_array_equal(misaligned, masks[0])  # the mask depends on (seed, stream, index) only
 
 
-@on_gpu
+@pytest.mark.gpu
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_dropout_mask_is_bit_identical_to_the_reference(rng, dtype):
     x = rng.standard_normal((7, 13, 11)).astype(dtype)  # 1001 elements: a partial last quad
@@ -367,7 +369,7 @@ NORM_CASES = [((5, 3), 1), ((2, 3, 5, 7), 1), ((1, 3, 4, 5), 1), ((3, 5, 2), 2),
               ((4, 6, 8, 8), 1), ((300, 37), 1), ((2, 1, 3000), 1), ((16, 20, 7, 7), 1)]
 
 
-@on_gpu
+@pytest.mark.gpu
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape,axis", NORM_CASES)
 def test_batch_norm_matches_the_reference(rng, shape, axis, dtype):
@@ -397,7 +399,7 @@ def test_batch_norm_matches_the_reference(rng, shape, axis, dtype):
     assert_matches(infer, want_infer, dtype, rtol32=1e-5, atol32=2e-3, atol64=1e-9)
 
 
-@on_gpu
+@pytest.mark.gpu
 def test_batch_norm_is_bitwise_reproducible(rng):
     x = on_device(rng.standard_normal((32, 16, 9, 9)).astype(np.float32))
     gamma, beta = on_device(np.ones(16, np.float32)), on_device(np.zeros(16, np.float32))
@@ -410,7 +412,7 @@ def test_batch_norm_is_bitwise_reproducible(rng):
         np.testing.assert_array_equal(first, second)
 
 
-@on_gpu
+@pytest.mark.gpu
 def test_batch_normalization_layer_trains_the_same_on_gpu_and_cpu(rng):
     x_host = (rng.standard_normal((8, 6, 5, 5)) * 2 + 1).astype(np.float32)
     w_host = rng.standard_normal(x_host.shape).astype(np.float32)
@@ -428,7 +430,7 @@ def test_batch_normalization_layer_trains_the_same_on_gpu_and_cpu(rng):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
-@on_gpu
+@pytest.mark.gpu
 def test_registry_dispatches_to_the_kernels(rng):
     names = [op for op, _, _ in ACTIVATIONS] + ["softmax", "log_softmax", "softmax_cross_entropy",
                                                 "sigmoid_binary_cross_entropy", "dropout", "batch_norm_train",

@@ -14,11 +14,6 @@ from cnnkit.cuda import launcher
 from cnnkit.cuda.gemm import plan_gemm
 
 
-def on_gpu(test):
-    """Mark a test as needing CuPy and a GPU, skipping it cleanly otherwise."""
-    needs_gpu = pytest.mark.skipif(not backend.cuda_is_available(), reason="needs CuPy and an NVIDIA GPU")
-    return pytest.mark.gpu(needs_gpu(test))
-
 
 # ---------------------------------------------------------------- kernel choice (CPU)
 
@@ -150,7 +145,7 @@ def tf32_precision():
     cnnkit.cuda.set_matmul_precision("highest")
 
 
-@on_gpu
+@pytest.mark.gpu
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("M,N,K", SHAPES)
 def test_fp32_gemm_matches_float64(rng, M, N, K, layout):
@@ -160,7 +155,7 @@ def test_fp32_gemm_matches_float64(rng, M, N, K, layout):
     assert_fp32_close(c, ref, K)
 
 
-@on_gpu
+@pytest.mark.gpu
 @pytest.mark.parametrize("mode,access", [("aligned", "vec4"), ("offset", "scalar")])
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_row_alignment_picks_the_vector_or_scalar_path(rng, kernel_names, mode, access, layout):
@@ -171,7 +166,7 @@ def test_row_alignment_picks_the_vector_or_scalar_path(rng, kernel_names, mode, 
     assert kernel_names == [f"gemm_f32_{layout}_64x64_{access}"]
 
 
-@on_gpu
+@pytest.mark.gpu
 def test_fortran_ordered_operands_are_read_transposed_without_copies(rng, kernel_names):
     M, N, K = 70, 50, 40
     a, b, _, _, ref = operands(rng, M, N, K, "nn", "fortran")
@@ -180,7 +175,7 @@ def test_fortran_ordered_operands_are_read_transposed_without_copies(rng, kernel
     assert kernel_names == ["gemm_f32_tt_64x64_scalar"]  # F-ordered (70, 40) is C-ordered (40, 70) transposed
 
 
-@on_gpu
+@pytest.mark.gpu
 def test_operands_without_a_unit_stride_are_copied_first(rng, kernel_names):
     cupy = backend.cupy()
     a_host = rng.standard_normal((30, 2 * 24)).astype(np.float32)
@@ -190,7 +185,7 @@ def test_operands_without_a_unit_stride_are_copied_first(rng, kernel_names):
     assert kernel_names == ["gemm_f32_nn_64x64_vec4"]
 
 
-@on_gpu
+@pytest.mark.gpu
 def test_split_k_and_large_tiles_run(rng, kernel_names, monkeypatch):
     a, b, _, _, ref = operands(rng, 96, 80, 5000, "nn", "aligned")
     assert_fp32_close(cuda_gemm.gemm(a, b), ref, 5000)
@@ -201,7 +196,7 @@ def test_split_k_and_large_tiles_run(rng, kernel_names, monkeypatch):
     assert kernel_names == ["gemm_f32_nn_64x64_vec4", "gemm_f32_nt_128x128_vec4"]
 
 
-@on_gpu
+@pytest.mark.gpu
 def test_nan_and_inf_propagate(rng):
     cupy = backend.cupy()
     a_host = rng.uniform(0.5, 1.5, (37, 29)).astype(np.float32)
@@ -217,7 +212,7 @@ def test_nan_and_inf_propagate(rng):
     np.testing.assert_allclose(finite, ref, rtol=1e-5)
 
 
-@on_gpu
+@pytest.mark.gpu
 @pytest.mark.parametrize("M,N,K", [(33, 70, 19), (64, 96, 4000)])  # one pass, and split-K with a reduction
 @pytest.mark.parametrize("activation", ["none", "relu"])
 @pytest.mark.parametrize("with_bias", [True, False])
@@ -234,7 +229,7 @@ def test_bias_and_activation_epilogue(rng, M, N, K, activation, with_bias):
     assert_fp32_close(c, ref, K)
 
 
-@on_gpu
+@pytest.mark.gpu
 def test_relu_epilogue_keeps_nan(rng):
     cupy = backend.cupy()
     a = cupy.asarray(rng.standard_normal((5, 4)).astype(np.float32))
@@ -244,7 +239,7 @@ def test_relu_epilogue_keeps_nan(rng):
     assert np.isnan(c[2]).all() and (np.delete(c, 2, axis=0) >= 0).all()
 
 
-@on_gpu
+@pytest.mark.gpu
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("M,N,K", [(1, 1, 1), (17, 33, 65), (300, 260, 500), (96, 80, 3000)])
 def test_tf32_gemm_is_close_but_rounded(rng, tf32_precision, kernel_names, M, N, K, layout):
@@ -259,29 +254,33 @@ def test_tf32_gemm_is_close_but_rounded(rng, tf32_precision, kernel_names, M, N,
         assert relative > 1e-5
 
 
-@on_gpu
+@pytest.mark.gpu
 def test_tf32_with_misaligned_operands_falls_back_to_fp32(rng, tf32_precision, kernel_names):
     a, b, _, _, ref = operands(rng, 40, 30, 20, "nn", "offset")
     assert_fp32_close(cuda_gemm.gemm(a, b), ref, 20)
     assert kernel_names == ["gemm_f32_nn_64x64_scalar"]
 
 
-@on_gpu
-def test_float64_and_empty_products_go_through_cupy_matmul(rng, kernel_names):
+@pytest.mark.gpu
+def test_float64_and_empty_products_are_left_to_the_reference_on_cupy(rng, kernel_names):
     cupy = backend.cupy()
     a_host, b_host = rng.standard_normal((7, 5)), rng.standard_normal((7, 3))
-    c = cuda_gemm.gemm(cupy.asarray(a_host), cupy.asarray(b_host), transpose_a=True)
+    a, b = cupy.asarray(a_host), cupy.asarray(b_host)
+    assert cuda_gemm.gemm(a, b, transpose_a=True) is registry.USE_REFERENCE
+    with registry.use_cuda_kernels(True):
+        c = registry.impl("gemm", a, b, transpose_a=True)
+        empty = registry.impl("gemm", cupy.zeros((0, 4), np.float32), cupy.zeros((4, 3), np.float32))
+        zeros = registry.impl("gemm_bias_act", cupy.zeros((2, 0), np.float32), cupy.zeros((0, 3), np.float32),
+                              cupy.ones(3, np.float32), "relu")
     assert c.dtype == np.float64
     np.testing.assert_allclose(backend.to_numpy(c), a_host.T @ b_host, rtol=1e-12)
-    empty = cuda_gemm.gemm(cupy.zeros((0, 4), np.float32), cupy.zeros((4, 3), np.float32))
     assert empty.shape == (0, 3)
-    zeros = cuda_gemm.gemm_bias_act(cupy.zeros((2, 0), np.float32), cupy.zeros((0, 3), np.float32),
-                                    cupy.ones(3, np.float32), "relu")
     np.testing.assert_array_equal(backend.to_numpy(zeros), np.ones((2, 3), np.float32))
+    assert kernel_names == []
     assert kernel_names == []
 
 
-@on_gpu
+@pytest.mark.gpu
 def test_bad_operands_are_rejected_with_what_was_received():
     cupy = backend.cupy()
     a, b = cupy.zeros((3, 4), np.float32), cupy.zeros((5, 2), np.float32)
@@ -295,7 +294,7 @@ def test_bad_operands_are_rejected_with_what_was_received():
         cuda_gemm.gemm_bias_act(a, cupy.zeros((4, 2), np.float32), None, "tanh")
 
 
-@on_gpu
+@pytest.mark.gpu
 def test_registry_dispatches_cupy_arrays_to_the_kernel(rng, kernel_names):
     with registry.use_cuda_kernels(True):
         _check_dispatch(rng, kernel_names)

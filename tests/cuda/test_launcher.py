@@ -5,7 +5,6 @@ arrays exercise every message without a GPU.
 """
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,20 +14,7 @@ import cnnkit.cuda
 from cnnkit import backend
 from cnnkit.cuda import launcher
 from cnnkit.cuda.launcher import ROWS, Array, Kernel, Scalar
-
-
-class FakeDeviceArray:
-    """Array metadata as CuPy exposes it, for an array that lives on ``device``."""
-
-    def __init__(self, array: np.ndarray, device: int = 0):
-        self.dtype, self.shape, self.strides = array.dtype, array.shape, array.strides
-        self.ndim, self.itemsize = array.ndim, array.itemsize
-        self.flags = SimpleNamespace(c_contiguous=array.flags.c_contiguous)
-        self.device = SimpleNamespace(id=device)
-
-
-def is_fake(value) -> bool:
-    return isinstance(value, FakeDeviceArray)
+from tests.cuda.launch_recorder import fake, is_fake
 
 
 KERNEL = Kernel("gemm.cu", "gemm_f32_nn", [
@@ -41,13 +27,13 @@ KERNEL = Kernel("gemm.cu", "gemm_f32_nn", [
 
 
 def check(A=None, C=None, bias=None, M=3, alpha=1.0, device=0):
-    A = FakeDeviceArray(np.zeros((3, 4), np.float32)) if A is None else A
-    C = FakeDeviceArray(np.zeros((3, 4), np.float32)) if C is None else C
+    A = fake(np.zeros((3, 4), np.float32)) if A is None else A
+    C = fake(np.zeros((3, 4), np.float32)) if C is None else C
     return KERNEL.check((A, C, bias, M, alpha), device, is_device_array=is_fake)
 
 
 def test_valid_arguments_pass_and_scalars_get_exact_types():
-    A, C = FakeDeviceArray(np.zeros((3, 4), np.float32)), FakeDeviceArray(np.zeros((3, 4), np.float32))
+    A, C = fake(np.zeros((3, 4), np.float32)), fake(np.zeros((3, 4), np.float32))
     checked = check(A, C, None, 3, 0.5)
     assert checked[0] is A and checked[1] is C and checked[2] is None
     assert type(checked[3]) is np.int32 and checked[3] == 3
@@ -56,7 +42,7 @@ def test_valid_arguments_pass_and_scalars_get_exact_types():
 
 def test_wrong_dtype_names_kernel_argument_expected_and_received():
     with pytest.raises(TypeError) as error:
-        check(A=FakeDeviceArray(np.zeros((3, 4), np.float64)))
+        check(A=fake(np.zeros((3, 4), np.float64)))
     assert str(error.value) == "gemm_f32_nn: argument 'A' must be a float32 CuPy array on cuda:0, got a float64 CuPy array"
 
 
@@ -70,7 +56,7 @@ def test_non_array_and_missing_required_array_are_rejected():
     with pytest.raises(TypeError, match=r"argument 'A' must be a float32 CuPy array on cuda:0, got \[1, 2\] \(list\)"):
         check(A=[1, 2])
     with pytest.raises(TypeError, match=r"argument 'C' must be .*, got None"):
-        KERNEL.check((FakeDeviceArray(np.zeros((3, 4), np.float32)), None, None, 3, 1.0), 0, is_device_array=is_fake)
+        KERNEL.check((fake(np.zeros((3, 4), np.float32)), None, None, 3, 1.0), 0, is_device_array=is_fake)
 
 
 def test_optional_array_accepts_none_but_still_checks_arrays():
@@ -83,11 +69,11 @@ def test_optional_array_accepts_none_but_still_checks_arrays():
 def test_array_on_another_device_is_rejected():
     with pytest.raises(ValueError, match=r"argument 'A' must be a float32 CuPy array on cuda:0, "
                                          r"got a float32 CuPy array on cuda:1"):
-        check(A=FakeDeviceArray(np.zeros((3, 4), np.float32), device=1))
+        check(A=fake(np.zeros((3, 4), np.float32), device=1))
 
 
 def test_contiguous_parameter_rejects_strided_views():
-    strided = FakeDeviceArray(np.zeros((3, 8), np.float32)[:, ::2])
+    strided = fake(np.zeros((3, 8), np.float32)[:, ::2])
     with pytest.raises(ValueError, match=r"argument 'C' must be C-contiguous, got a float32 CuPy array of shape "
                                          r"\(3, 4\) with strides \(32, 8\)"):
         check(C=strided)
@@ -106,10 +92,10 @@ def test_contiguous_parameter_rejects_strided_views():
 def test_rows_layout(array, ok):
     assert launcher.has_contiguous_rows(array) == ok
     if ok:
-        check(A=FakeDeviceArray(array))
+        check(A=fake(array))
     else:
         with pytest.raises(ValueError, match=r"argument 'A' must be a 2-D array with contiguous rows"):
-            check(A=FakeDeviceArray(array))
+            check(A=fake(array))
 
 
 def test_leading_dimension():
@@ -215,7 +201,7 @@ def test_availability_matches_the_backend():
         assert not cnnkit.cuda.is_available()
 
 
-@pytest.mark.skipif(backend.cuda_is_available(), reason="checks the error raised without a GPU")
+@pytest.mark.no_gpu
 def test_gpu_queries_without_a_gpu_raise_the_reason():
     with pytest.raises(backend.CudaUnavailableError):
         cnnkit.cuda.synchronize()
@@ -230,7 +216,6 @@ def test_importing_cnnkit_cuda_does_not_import_cupy():
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not backend.cuda_is_available(), reason="needs CuPy and an NVIDIA GPU")
 def test_compile_errors_name_the_file_and_carry_nvrtc_log(monkeypatch, tmp_path):
     (tmp_path / "broken.cu").write_text('extern "C" __global__ void broken(float* x) { x[0] = undefined_name; }\n')
     monkeypatch.setattr(launcher, "kernel_source_dir", lambda: tmp_path)
@@ -243,7 +228,6 @@ def test_compile_errors_name_the_file_and_carry_nvrtc_log(monkeypatch, tmp_path)
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not backend.cuda_is_available(), reason="needs CuPy and an NVIDIA GPU")
 def test_gpu_device_queries_and_precompile():
     cupy = backend.cupy()
     info = cnnkit.cuda.memory_info()

@@ -17,7 +17,7 @@ from cnnkit.cuda import optim as cuda_optim
 from cnnkit.cuda.launcher import Kernel
 from cnnkit.optimizers.adam import adam_update_reference
 from cnnkit.optimizers.sgd import sgd_update_reference
-from tests.cuda.launch_recorder import fake, is_fake, kernel_entries, nvcc_report, recorded_launches  # noqa: F401
+from tests.cuda.launch_recorder import fake, is_fake, kernel_entries, nvcc_report
 
 SIZES = [(1,), (3,), (4,), (5,), (2049,), (7, 9), (64, 33)]
 SGD_CONFIGS = [  # (with velocities, keyword arguments)
@@ -42,11 +42,6 @@ def fresh_tables():
     for cache in (cuda_optim._device_block_map, cuda_optim._device_pointers):
         cache.cache_clear()
 
-
-def on_gpu(test):
-    """Mark a test as needing CuPy and a GPU, skipping it cleanly otherwise."""
-    needs_gpu = pytest.mark.skipif(not backend.cuda_is_available(), reason="needs CuPy and an NVIDIA GPU")
-    return pytest.mark.gpu(needs_gpu(test))
 
 
 def host_lists(rng, count, dtype, shapes=SIZES, positive_from=2):
@@ -125,18 +120,22 @@ def test_mismatched_lists_are_rejected_with_names_and_shapes(recorded_launches, 
     assert recorded_launches == []
 
 
-def test_unsupported_arrays_fall_back_to_the_reference(recorded_launches, rng):
+def test_unsupported_arrays_are_left_to_the_reference(recorded_launches, rng):
     params, grads = host_lists(rng, 2, np.float16)
     expected = [p.copy() for p in params]
     sgd_update_reference(expected, grads, None, lr=0.1, momentum=0.0, nesterov=False, weight_decay=0.0)
     fakes = [fake(p) for p in params]
-    sgd_call([fakes, [fake(g) for g in grads]], velocities=False)
+    plain = {"lr": 0.1, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0}
+    assert sgd_call([fakes, [fake(g) for g in grads]], velocities=False) is registry.USE_REFERENCE
+    strided = fake(np.zeros((4, 6), np.float32))[:, ::2]
+    assert sgd_call([[strided], [fake(np.ones((4, 3), np.float32))]], velocities=False) is registry.USE_REFERENCE
+    assert cuda_optim.sgd_update([], [], None, **plain) is registry.USE_REFERENCE
+    with registry.use_cuda_kernels(True):
+        registry.impl("sgd_update", fakes, [fake(g) for g in grads], None, **plain)
+        registry.impl("sgd_update", [strided], [fake(np.ones((4, 3), np.float32))], None, **plain)
     for got, want in zip(fakes, expected):
         np.testing.assert_array_equal(np.asarray(got), want)
-    strided = fake(np.zeros((4, 6), np.float32))[:, ::2]
-    sgd_call([[strided], [fake(np.ones((4, 3), np.float32))]], velocities=False)
     np.testing.assert_allclose(np.asarray(strided), -0.1)
-    cuda_optim.sgd_update([], [], None, lr=0.1, momentum=0.0, nesterov=False, weight_decay=0.0)
     assert recorded_launches == []
 
 
@@ -203,7 +202,7 @@ def assert_states_close(got, want, dtype):
             np.testing.assert_allclose(g, w, **tolerance)
 
 
-@on_gpu
+@pytest.mark.gpu
 @pytest.mark.parametrize("misaligned", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("velocities,config", SGD_CONFIGS)
@@ -220,7 +219,7 @@ def test_sgd_matches_the_reference_for_three_steps(rng, velocities, config, dtyp
     assert_states_close(got, want, dtype)
 
 
-@on_gpu
+@pytest.mark.gpu
 @pytest.mark.parametrize("misaligned", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("amsgrad,config", ADAM_CONFIGS)
@@ -238,7 +237,7 @@ def test_adam_matches_the_reference_for_three_steps(rng, amsgrad, config, dtype,
     assert_states_close(got, want, dtype)
 
 
-@on_gpu
+@pytest.mark.gpu
 @pytest.mark.parametrize("make", [
     lambda params: cnnkit.optimizers.SGD(params, 0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
     lambda params: cnnkit.optimizers.Adam(params, 0.01, amsgrad=True),

@@ -13,9 +13,9 @@ import cnnkit
 from cnnkit import backend, registry
 from cnnkit.cuda import pool as cuda_pool
 from cnnkit.ops.pool import pool, pool_backward_reference, pool_forward_reference
-from cnnkit.ops.window import make_geometry
+from cnnkit.window import make_geometry
 from cnnkit.testing import gradcheck
-from tests.cuda.launch_recorder import fake, is_fake, kernel_entries, nvcc_report, recorded_launches  # noqa: F401
+from tests.cuda.launch_recorder import fake, is_fake, kernel_entries, nvcc_report
 from tests.helpers import randn
 
 MODES = ["max", "avg", "l2"]
@@ -44,11 +44,6 @@ def geometry_of(case):
     rank = len(shape) - 2
     return make_geometry(rank, size, size if strides is None else strides, padding, 1, shape[2:])
 
-
-def on_gpu(test):
-    """Mark a test as needing CuPy and a GPU, skipping it cleanly otherwise."""
-    needs_gpu = pytest.mark.skipif(not backend.cuda_is_available(), reason="needs CuPy and an NVIDIA GPU")
-    return pytest.mark.gpu(needs_gpu(test))
 
 
 # ---------------------------------------------------------------- planning (CPU)
@@ -98,7 +93,7 @@ def test_exactly_tiled_windows_take_the_one_thread_per_window_backward(recorded_
     for case, tiled in [(CASES[8], True), (CASES[9], True), (CASES[11], True), (CASES[0], False),
                         (CASES[3], False), (CASES[10], False)]:
         geometry = geometry_of(case)
-        assert cuda_pool.tiles_exactly(case[0], geometry) == tiled
+        assert geometry.tiles_exactly(case[0][2:]) == tiled
         y, saved = cuda_pool.pool_forward(fake(np.ones(case[0]), np.float32), "avg", geometry)
         cuda_pool.pool_backward(fake(np.ones(y.shape), np.float32), saved, case[0], "avg", geometry)
         assert recorded_launches[-1].name == ("pool_avg_backward_tiled_f32" if tiled else "pool_avg_backward_f32")
@@ -113,15 +108,18 @@ def test_max_pooling_saves_int32_indices_for_its_backward(recorded_launches):
     assert recorded_launches[-1].arg("argmax") is saved.argmax
 
 
-def test_unsupported_dtypes_and_reference_saved_fall_back_to_the_reference(recorded_launches, rng):
+def test_unsupported_dtypes_and_reference_saved_are_left_to_the_reference(recorded_launches, rng):
     case = CASES[4]
     geometry = geometry_of(case)
     x = rng.standard_normal(case[0]).astype(np.float16)
-    y, saved = cuda_pool.pool_forward(fake(x), "avg", geometry)
+    assert cuda_pool.pool_forward(fake(x), "avg", geometry) is registry.USE_REFERENCE
     want, want_saved = pool_forward_reference(x, "avg", geometry)
+    gy = np.ones(want.shape, np.float16)
+    with registry.use_cuda_kernels(True):
+        y, saved = registry.impl("pool_forward", fake(x), "avg", geometry)
+        assert cuda_pool.pool_backward(fake(gy), saved, x.shape, "avg", geometry) is registry.USE_REFERENCE
+        gx = registry.impl("pool_backward", fake(gy), saved, x.shape, "avg", geometry)
     np.testing.assert_array_equal(np.asarray(y), want)
-    gy = np.ones(y.shape, np.float16)
-    gx = cuda_pool.pool_backward(fake(gy), saved, x.shape, "avg", geometry)
     np.testing.assert_array_equal(np.asarray(gx), pool_backward_reference(gy, want_saved, x.shape, "avg", geometry))
     assert recorded_launches == []
 
@@ -176,7 +174,7 @@ def reference(x_host, gy_host, mode, geometry):
     return y, pool_backward_reference(gy_host.astype(np.float64), saved, x_host.shape, mode, geometry)
 
 
-@on_gpu
+@pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("case", CASES)
@@ -192,7 +190,7 @@ def test_forward_and_backward_match_the_reference(rng, case, mode, dtype):
     np.testing.assert_allclose(gx, want_gx, **tolerance)
 
 
-@on_gpu
+@pytest.mark.gpu
 @pytest.mark.parametrize("mode", MODES)
 def test_misaligned_inputs_take_the_scalar_path(rng, mode):
     cupy = backend.cupy()
@@ -209,7 +207,7 @@ def test_misaligned_inputs_take_the_scalar_path(rng, mode):
     np.testing.assert_allclose(backend.to_numpy(gx), want_gx, rtol=1e-12, atol=1e-12)
 
 
-@on_gpu
+@pytest.mark.gpu
 def test_max_pool_ties_send_the_gradient_to_the_first_maximum(rng):
     x = rng.integers(0, 3, (2, 3, 8, 10)).astype(np.float32)  # many ties
     for geometry in (make_geometry(2, 3, 2, "same", 1, (8, 10)), make_geometry(2, 2, 2, "valid", 1, (8, 10))):
@@ -220,7 +218,7 @@ def test_max_pool_ties_send_the_gradient_to_the_first_maximum(rng):
         np.testing.assert_allclose(gx, want_gx, rtol=1e-6, atol=1e-6)
 
 
-@on_gpu
+@pytest.mark.gpu
 @pytest.mark.parametrize("size,strides,padding,nan_outputs", [(3, 2, 1, 7), (2, 2, "valid", 3)])
 def test_max_pool_propagates_nan_and_routes_the_gradient_as_the_reference(rng, size, strides, padding, nan_outputs):
     x = rng.standard_normal((1, 2, 8, 8)).astype(np.float32)
@@ -236,7 +234,7 @@ def test_max_pool_propagates_nan_and_routes_the_gradient_as_the_reference(rng, s
     np.testing.assert_allclose(gx, want_gx, rtol=1e-6, atol=1e-6)
 
 
-@on_gpu
+@pytest.mark.gpu
 @pytest.mark.parametrize("mode", MODES)
 def test_float64_gradients_through_the_kernels(rng, mode):
     x = randn(rng, 2, 3, 5, 7, device="cuda")
@@ -244,7 +242,7 @@ def test_float64_gradients_through_the_kernels(rng, mode):
         gradcheck(lambda t: pool(t, mode, 3, 2, "same"), [x])
 
 
-@on_gpu
+@pytest.mark.gpu
 def test_registry_dispatches_pooling_to_the_kernels(rng):
     x_host = rng.standard_normal((2, 4, 9, 9)).astype(np.float32)
     with registry.use_cuda_kernels(True):

@@ -3,7 +3,7 @@ the batch's device, and events ordering it with the compute stream."""
 import numpy as np
 
 from cnnkit.data import DataLoader
-from tests.fake_gpu import FakeDeviceArray, fake_gpu  # noqa: F401  (fixture)
+from tests.cuda.launch_recorder import FakeCudaArray
 
 
 def test_prefetch_to_a_gpu_streams_through_pinned_buffers(fake_gpu):
@@ -14,7 +14,7 @@ def test_prefetch_to_a_gpu_streams_through_pinned_buffers(fake_gpu):
     batches = [(bx.data, by.data) for bx, by in loader]
     assert len(batches) == 7
     for bx, by in batches:
-        assert isinstance(bx, FakeDeviceArray) and bx.device.id == 1 and by.device.id == 1
+        assert isinstance(bx, FakeCudaArray) and bx.device.id == 1 and by.device.id == 1
     np.testing.assert_array_equal(np.concatenate([np.asarray(bx) for bx, _ in batches]), x)
     np.testing.assert_array_equal(np.concatenate([np.asarray(by) for _, by in batches]), y)
 

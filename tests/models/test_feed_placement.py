@@ -6,7 +6,7 @@ import numpy as np
 from cnnkit import backend, cuda
 from cnnkit.callbacks import ProgressBar
 from cnnkit.models.feed import STREAMED_PREFETCH, place_on_device
-from tests.fake_gpu import FakeDeviceArray, fake_gpu  # noqa: F401  (fixture)
+from tests.cuda.launch_recorder import FakeCudaArray
 
 
 def _free_memory(monkeypatch, free):
@@ -17,7 +17,7 @@ def test_data_that_fits_is_moved_to_the_gpu_once(fake_gpu, monkeypatch):
     _free_memory(monkeypatch, 10_000)
     x, y = np.zeros((50, 4, 5), np.float32), np.zeros(50, np.int64)  # 4000 + 400 bytes
     fields, prefetch, placement = place_on_device((x, y), backend.Device("cuda:1"))
-    assert all(isinstance(field, FakeDeviceArray) and field.device.id == 1 for field in fields)
+    assert all(isinstance(field, FakeCudaArray) and field.device.id == 1 for field in fields)
     assert prefetch == 0 and placement == "Data: 50 samples kept on cuda:1 (4.30 KB)"
 
 

@@ -5,7 +5,6 @@ import pytest
 
 from cnnkit.ops.conv import conv, conv1d, conv2d, conv3d
 from cnnkit.testing import gradcheck
-from tests.fake_gpu import fake_gpu  # noqa: F401  (fixture)
 from tests.helpers import randn, tensor
 
 
@@ -45,7 +44,7 @@ CASES = [
 
 
 def _resolved_padding(case):
-    from cnnkit.ops.window import make_geometry
+    from cnnkit.window import make_geometry
     x_shape, W_shape, stride, padding, dilation, groups = case
     rank = len(W_shape) - 2
     return make_geometry(rank, W_shape[2:], stride, padding, dilation, x_shape[2:])
@@ -112,7 +111,7 @@ def test_dtype_mismatch_is_an_error():
 
 def test_filter_gradient_rebuilds_its_columns_when_the_forward_saved_none(rng):
     from cnnkit.ops.conv import conv_backward_filter_reference, conv_forward_reference
-    from cnnkit.ops.window import make_geometry
+    from cnnkit.window import make_geometry
     x, W = rng.standard_normal((2, 4, 6, 5)), rng.standard_normal((6, 2, 3, 3))
     geometry = make_geometry(2, (3, 3), 2, "same", 1, x.shape[2:])
     y, saved = conv_forward_reference(x, W, None, geometry, 2)
@@ -124,7 +123,7 @@ def test_filter_gradient_rebuilds_its_columns_when_the_forward_saved_none(rng):
 def test_reference_products_take_the_columns_as_they_are(rng, fake_gpu, monkeypatch):
     """On GPU arrays (the fake device layer) no product gets a transposed view of the im2col
     matrix, which CuPy's batched matmul would copy whole; gy and W may be rearranged (small)."""
-    from cnnkit.ops.window import make_geometry
+    from cnnkit.window import make_geometry
     from cnnkit.registry import impl
     from tests.fake_gpu import on_device
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from cnnkit.ops.pool import avg_pool, global_avg_pool, global_max_pool, l2_pool, max_pool, pool
-from cnnkit.ops.window import make_geometry
+from cnnkit.window import make_geometry
 from cnnkit.testing import gradcheck
 from tests.helpers import randn, tensor
 

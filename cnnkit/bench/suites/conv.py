@@ -1,6 +1,6 @@
 """Convolution: our ``conv_forward`` / ``conv_backward_data`` / ``conv_backward_filter`` against cuDNN.
 
-The shapes are the four 3×3, stride 1, padding 1 layers of ANCHORS.md. Each runs
+The shapes are the four 3×3, stride 1, padding 1 layers of the targets (bench/README.md). Each runs
 forward alone and forward + backward (forward, input gradient, weight gradient, as
 one training step of the layer needs). Ours are called through the registry, so
 the GPU runs our CUDA kernels where they are registered and the references on
@@ -21,7 +21,7 @@ from typing import Iterator
 import numpy as np
 
 from ... import registry
-from ...ops.window import make_geometry
+from ...window import make_geometry
 from ...registry import impl
 from ..device import BenchDevice
 from ..peaks import Peak

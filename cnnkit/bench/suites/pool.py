@@ -23,7 +23,7 @@ from functools import partial
 from typing import Iterator
 
 from ... import registry
-from ...ops.window import make_geometry
+from ...window import make_geometry
 from ...registry import impl
 from ..device import BenchDevice
 from ..peaks import Peak

@@ -2,12 +2,12 @@
 
 Writes three pictures to --output:
 
-    filters.png          the classic kernels (top row) and what they do to a test card and a digit
+    image_kernels.png    the classic kernels (top row) and what they do to a test card and a digit
     learned_filters.png  the first-layer filters of a CNN trained on the digits
     feature_maps.png     what that layer makes of one digit
 
-    python examples/filters_demo.py --output pictures/
-    python examples/filters_demo.py --quick
+    python examples/image_kernels_demo.py --output pictures/
+    python examples/image_kernels_demo.py --quick
 """
 import argparse
 from pathlib import Path
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 import cnnkit
-from cnnkit import explain, filters, vis
+from cnnkit import explain, image_kernels, vis
 from cnnkit.datasets import load_digits
 from cnnkit.initializers import RandomNormal
 from cnnkit.layers import Conv2D, Dense, Flatten, MaxPool2D
@@ -35,7 +35,7 @@ def test_card(size: int = 64) -> np.ndarray:
 def upscaled_digit(image: np.ndarray, size: int = 48) -> np.ndarray:
     """An 8x8 digit, with a margin, as a bigger smooth picture: 3x3 kernels then see strokes rather than pixels."""
     framed = np.pad(image, 2)[None]
-    return filters.apply_filter(explain.resize_bilinear(framed, (size, size))[0], filters.gaussian(7, 1.5))
+    return image_kernels.apply_kernel(explain.resize_bilinear(framed, (size, size))[0], image_kernels.gaussian(7, 1.5))
 
 
 def main() -> None:
@@ -52,20 +52,20 @@ def main() -> None:
 
     # 1. The classic kernels, each applied with conv2d (depthwise, zero padding) to two images.
     kernels = {
-        "identity": filters.identity(),
-        "laplacian (4)": filters.laplacian(4),
-        "laplacian (8)": filters.laplacian(8),
-        "sobel x": filters.sobel("x"),
-        "sobel y": filters.sobel("y"),
-        "sharpen": filters.sharpen(),
-        "box blur 5x5": filters.box_blur(5),
-        "gaussian 5, σ=1": filters.gaussian(5, 1.0),
-        "gaussian 9, σ=2": filters.gaussian(9, 2.0),
+        "identity": image_kernels.identity(),
+        "laplacian (4)": image_kernels.laplacian(4),
+        "laplacian (8)": image_kernels.laplacian(8),
+        "sobel x": image_kernels.sobel("x"),
+        "sobel y": image_kernels.sobel("y"),
+        "sharpen": image_kernels.sharpen(),
+        "box blur 5x5": image_kernels.box_blur(5),
+        "gaussian 5, σ=1": image_kernels.gaussian(5, 1.0),
+        "gaussian 9, σ=2": image_kernels.gaussian(9, 2.0),
     }
     card, digit = test_card(), upscaled_digit(x_test[np.argmax(y_test == 2), 0])
     panels = list(kernels.values())
-    panels += [filters.apply_filter(card, kernel) for kernel in kernels.values()]
-    panels += [filters.apply_filter(digit, kernel) for kernel in kernels.values()]
+    panels += [image_kernels.apply_kernel(card, kernel) for kernel in kernels.values()]
+    panels += [image_kernels.apply_kernel(digit, kernel) for kernel in kernels.values()]
     titles = list(kernels) + [""] * (2 * len(kernels))
     figure = vis.plot_images(panels, titles=titles, cols=len(kernels),
                              title="hand-made kernels (top row) applied to a test card and a digit")
@@ -75,19 +75,19 @@ def main() -> None:
         ax.set_axis_on()                            # a frame, so that the all-white box blur shows
         ax.set_xticks([])
         ax.set_yticks([])
-    figure.savefig(output / "filters.png", dpi=100, bbox_inches="tight")
-    print(f"wrote {output / 'filters.png'}")
-    sobel_magnitude = np.hypot(filters.apply_filter(card, filters.sobel("x")),
-                               filters.apply_filter(card, filters.sobel("y")))
+    figure.savefig(output / "image_kernels.png", dpi=100, bbox_inches="tight")
+    print(f"wrote {output / 'image_kernels.png'}")
+    sobel_magnitude = np.hypot(image_kernels.apply_kernel(card, image_kernels.sobel("x")),
+                               image_kernels.apply_kernel(card, image_kernels.sobel("y")))
     print(f"test card: strongest Sobel edge {sobel_magnitude.max():.2f}, mean {sobel_magnitude.mean():.2f}")
 
     # 2. A Conv2D layer whose weights are these kernels computes exactly the same thing.
     three_by_three = {name: k for name, k in kernels.items() if k.shape == (3, 3)}
-    layer = filters.conv2d_layer_from_kernels(list(three_by_three.values()), name="classic_kernels")
+    layer = image_kernels.conv2d_layer_from_kernels(list(three_by_three.values()), name="classic_kernels")
     model = cnnkit.Sequential([cnnkit.Input((1,) + card.shape), layer])
     by_layer = model.predict(card[None, None])[0]
-    by_filter = np.stack([filters.apply_filter(card, k) for k in three_by_three.values()])
-    print(f"a Conv2D layer holding the {len(three_by_three)} 3x3 kernels reproduces apply_filter: "
+    by_filter = np.stack([image_kernels.apply_kernel(card, k) for k in three_by_three.values()])
+    print(f"a Conv2D layer holding the {len(three_by_three)} 3x3 kernels reproduces apply_kernel: "
           f"max difference {np.abs(by_layer - by_filter).max():.1e}")
 
     # 3. A CNN learns its own kernels. The first layer starts from tiny random weights, so that its

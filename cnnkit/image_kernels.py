@@ -4,7 +4,7 @@ Before networks learned their filters, image processing designed them: identity,
 edge detectors (Laplacian, Sobel), sharpen, box and Gaussian blur. Each is a small
 matrix slid over the image, which is exactly what a ``Conv2D`` layer computes, so a
 convolution layer is a bank of such kernels whose values are learned instead of chosen.
-:func:`apply_filter` runs a kernel through :func:`cnnkit.ops.conv2d`, and
+:func:`apply_kernel` runs a kernel through :func:`cnnkit.ops.conv2d`, and
 :func:`conv2d_layer_from_kernels` puts hand-made kernels into a ``Conv2D`` layer.
 
 Convolution here is cross-correlation (as in every deep-learning framework): output
@@ -99,7 +99,7 @@ def _check_odd_size(size: Any, who: str) -> None:
 
 # ---------------------------------------------------------------- applying them
 
-def apply_filter(images: Any, kernel: Any, padding: Any = "same", stride: Any = 1) -> Any:
+def apply_kernel(images: Any, kernel: Any, padding: Any = "same", stride: Any = 1) -> Any:
     """Convolve every channel of every image with ``kernel`` (a depthwise :func:`~cnnkit.ops.conv2d`).
 
     Args:
@@ -122,11 +122,11 @@ def apply_filter(images: Any, kernel: Any, padding: Any = "same", stride: Any = 
     if not (isinstance(data, np.ndarray) or backend.is_cuda_array(data)):
         data = np.asarray(data)
     if data.ndim not in (2, 3, 4):
-        raise ValueError(f"apply_filter: images must have shape (H, W), (C, H, W) or (N, C, H, W), "
+        raise ValueError(f"apply_kernel: images must have shape (H, W), (C, H, W) or (N, C, H, W), "
                          f"got {data.shape}")
     kernel = np.asarray(backend.to_numpy(kernel.data if isinstance(kernel, Tensor) else kernel))
     if kernel.ndim != 2 or kernel.dtype.kind not in "biuf":
-        raise ValueError(f"apply_filter: kernel must be a 2-D numeric array (KH, KW), got shape {kernel.shape} "
+        raise ValueError(f"apply_kernel: kernel must be a 2-D numeric array (KH, KW), got shape {kernel.shape} "
                          f"and dtype {kernel.dtype}")
     dtype = data.dtype if data.dtype.kind == "f" else backend.get_default_dtype()
     batch_shape = (1,) * (4 - data.ndim) + data.shape
@@ -149,7 +149,7 @@ def conv2d_layer_from_kernels(kernels: Any, in_channels: int = 1, *, padding: An
 
     Filter f computes Σ_c (kernels[f] / in_channels) ⋆ x_c: each kernel applied to the
     mean of the input channels (for one channel, the kernel itself). So a model made
-    of this layer computes what :func:`apply_filter` does, and training it would move
+    of this layer computes what :func:`apply_kernel` does, and training it would move
     the kernels away from their hand-made values, towards whatever the task needs.
 
     Args:

@@ -1,4 +1,7 @@
-"""Geometry shared by every sliding-window op (convolution and pooling, 1-D to 3-D).
+"""Sliding windows (convolution and pooling, 1-D to 3-D): geometry, shape checks and im2col.
+
+The ops and the backends that compute them (:mod:`cnnkit.cpu`, :mod:`cnnkit.cuda`) share
+this module, so it imports nothing of cnnkit but :mod:`cnnkit.backend`.
 
 Along each spatial axis a window of ``k`` taps, ``dilation`` apart, slides with
 ``stride`` over the input padded by ``(before, after)``; the output size is
@@ -13,7 +16,10 @@ import itertools
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
-from .. import backend
+from . import backend
+
+# How a pooling window's values are combined: maximum, mean, or root of the mean square.
+POOL_MODES = ("max", "avg", "l2")
 
 
 def normalize_tuple(value, rank: int, name: str) -> tuple:
@@ -102,6 +108,11 @@ class WindowGeometry:
     def is_padded(self) -> bool:
         return any(before or after for before, after in self.padding)
 
+    def tiles_exactly(self, input_size: Sequence[int]) -> bool:
+        """Windows neither overlap nor leave gaps nor need padding: every input element is in one window."""
+        return not self.is_padded and all(
+            k == s and size % k == 0 for size, k, s in zip(input_size, self.window, self.stride))
+
     def taps(self) -> Iterator[tuple]:
         """Every tap offset of the window, in row-major order."""
         return itertools.product(*(range(k) for k in self.window))
@@ -143,3 +154,50 @@ def make_geometry(rank: int, window, stride, padding, dilation, input_size: Sequ
     stride = normalize_tuple(stride, rank, "strides")
     dilation = normalize_tuple(dilation, rank, "dilation_rate")
     return WindowGeometry(window, stride, resolve_padding(padding, input_size, window, stride, dilation), dilation)
+
+
+def im2col(x, geometry: WindowGeometry):
+    """Gather every receptive field: (N, C, *spatial) -> cols of shape (C, *window, N, *out).
+
+    Channels and taps lead and the batch follows, so that for each group the columns
+    are one C-contiguous (C·window / groups, N·out) matrix: every product of the reference
+    convolution is then a plain GEMM on it, with no transposed copy (CuPy copies a transposed
+    operand of a batched product whole).
+    """
+    xp = backend.get_array_module(x)
+    out = geometry.output_size(x.shape[2:])
+    padded = geometry.pad(x)
+    cols = xp.empty((x.shape[1],) + geometry.window + (x.shape[0],) + out, dtype=x.dtype)
+    for tap in geometry.taps():
+        cols[(slice(None),) + tap] = padded[geometry.tap_slices(tap, out)].swapaxes(0, 1)
+    return cols
+
+
+def col2im(cols, input_shape: tuple, geometry: WindowGeometry):
+    """Scatter-add columns (C, *window, N, *out) back onto the input grid: the adjoint of :func:`im2col`."""
+    xp = backend.get_array_module(cols)
+    out = cols.shape[2 + geometry.rank:]
+    padded = xp.zeros(input_shape[:2] + geometry.padded_size(input_shape[2:]), dtype=cols.dtype)
+    for tap in geometry.taps():
+        padded[geometry.tap_slices(tap, out)] += cols[(slice(None),) + tap].swapaxes(0, 1)
+    return geometry.crop(padded)
+
+
+def check_conv_shapes(x_shape: tuple, W_shape: tuple, b_shape: tuple | None, groups: int, who: str) -> None:
+    """Raise a ValueError naming ``who`` when x, W, b and groups do not fit together."""
+    rank = len(W_shape) - 2
+    if rank not in (1, 2, 3):
+        raise ValueError(f"{who}: the weight must have shape (filters, channels/groups, *kernel) with 1 to 3 "
+                         f"spatial axes, got shape {W_shape}")
+    if len(x_shape) != rank + 2:
+        layout = {1: "(N, C, W)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}[rank]
+        raise ValueError(f"{who}: expected input of rank {rank + 2} {layout}, got shape {x_shape}")
+    channels, filters = x_shape[1], W_shape[0]
+    if not isinstance(groups, int) or groups < 1 or channels % groups or filters % groups:
+        raise ValueError(f"{who}: groups={groups} must divide both the input channels ({channels}) "
+                         f"and the filters ({filters})")
+    if W_shape[1] * groups != channels:
+        raise ValueError(f"{who}: input has {channels} channels but the weight expects "
+                         f"{W_shape[1] * groups} (weight shape {W_shape}, groups={groups})")
+    if b_shape is not None and b_shape != (filters,):
+        raise ValueError(f"{who}: bias must have shape ({filters},), got {b_shape}")
