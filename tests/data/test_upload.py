@@ -49,6 +49,6 @@ def test_batches_of_data_on_the_gpu_are_cut_there_with_the_order_uploaded_once(f
     monkeypatch.setattr(backend, "to_device", lambda array, device: uploads.append(type(array)) or to_device(array, device))
     batches = [b.data for (b,) in DataLoader(x, batch_size=2, shuffle=True, device="cuda:1")]
     assert uploads[0] is np.ndarray  # the epoch's order, once
-    assert all(kind is FakeDeviceArray for kind in uploads[1:])  # the batches never leave the device
+    assert all(kind is FakeCudaArray for kind in uploads[1:])  # the batches never leave the device
     assert all(batch.device.id == 1 for batch in batches)
     np.testing.assert_array_equal(np.sort(np.concatenate([np.asarray(b) for b in batches]), axis=0), np.asarray(x))
