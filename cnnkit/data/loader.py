@@ -123,6 +123,8 @@ class DataLoader:
     def __iter__(self) -> Iterator[tuple]:
         device = backend.as_device(self.device)
         order = self._epoch_order()
+        if self._resident_on(device):  # one upload of the epoch's order, none per batch
+            order = backend.to_device(order, device)
         starts = range(0, len(self) * self.batch_size, self.batch_size)
         if not self.prefetch:
             batches = (self._load(order[start:start + self.batch_size], device) for start in starts)
@@ -144,6 +146,11 @@ class DataLoader:
             return np.arange(n)
         generator = backend.rng() if self._generator is None else self._generator
         return generator.permutation(n)
+
+    def _resident_on(self, device: backend.Device) -> bool:
+        """Whether the batches are cut from arrays that already live on the GPU ``device``."""
+        return (device.is_cuda and isinstance(self.dataset, ArrayDataset)
+                and all(backend.device_of(array) == device for array in self.dataset.arrays))
 
     def _load(self, indices: np.ndarray, device: backend.Device, upload: StreamedUpload | None = None):
         if isinstance(self.dataset, ArrayDataset):
