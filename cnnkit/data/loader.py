@@ -42,8 +42,11 @@ def _check_bool(name: str, value: Any) -> bool:
     return bool(value)
 
 
-def _collate(samples: list) -> tuple:
-    """Stack per-sample tuples ``(x_i, y_i, ...)`` field by field into batch arrays."""
+def _collate(samples: list, indices: Any) -> tuple:
+    """Stack per-sample tuples ``(x_i, y_i, ...)`` field by field into batch arrays.
+
+    ``indices`` are the samples' indices in the dataset, to name a sample that does not fit.
+    """
     rows = [s if isinstance(s, tuple) else (s,) for s in samples]
     widths = {len(row) for row in rows}
     if len(widths) > 1:
@@ -51,7 +54,12 @@ def _collate(samples: list) -> tuple:
                          f"got samples with {sorted(widths)} fields in one batch")
     columns = []
     for j in range(len(rows[0])):
-        values = [as_array(row[j], f"field {j} of a sample") for row in rows]
+        values = [as_array(row[j], f"field {j} of sample {int(i)}") for row, i in zip(rows, indices)]
+        for value, index in zip(values, indices):
+            if value.shape != values[0].shape:
+                raise ValueError(f"DataLoader: field {j} of sample {int(index)} has shape {tuple(value.shape)}, but "
+                                 f"sample {int(indices[0])} of the same batch has {tuple(values[0].shape)}; every "
+                                 f"sample's field {j} must have one shape (resize or pad them, e.g. in a transform)")
         xp = backend.get_array_module(*values)
         columns.append(xp.stack([xp.asarray(v) for v in values]))
     return tuple(columns)
@@ -123,6 +131,8 @@ class DataLoader:
     def __iter__(self) -> Iterator[tuple]:
         device = backend.as_device(self.device)
         order = self._epoch_order()
+        if self._resident_on(device):  # one upload of the epoch's order, none per batch
+            order = backend.to_device(order, device)
         starts = range(0, len(self) * self.batch_size, self.batch_size)
         if not self.prefetch:
             batches = (self._load(order[start:start + self.batch_size], device) for start in starts)
@@ -145,11 +155,16 @@ class DataLoader:
         generator = backend.rng() if self._generator is None else self._generator
         return generator.permutation(n)
 
+    def _resident_on(self, device: backend.Device) -> bool:
+        """Whether the batches are cut from arrays that already live on the GPU ``device``."""
+        return (device.is_cuda and isinstance(self.dataset, ArrayDataset)
+                and all(backend.device_of(array) == device for array in self.dataset.arrays))
+
     def _load(self, indices: np.ndarray, device: backend.Device, upload: StreamedUpload | None = None):
         if isinstance(self.dataset, ArrayDataset):
             arrays = self.dataset.take(indices)
         else:
-            arrays = _collate([self.dataset[int(i)] for i in indices])
+            arrays = _collate([self.dataset[int(i)] for i in indices], indices)
         if upload is not None:
             return upload.upload(arrays)
         return tuple(backend.to_device(a, device) for a in arrays)

@@ -8,9 +8,9 @@ inputs runs all of its Python (dtype and shape dispatch, planning, allocation) a
 records the launch instead of compiling anything. Outputs are left uninitialised: these
 tests look at which kernels run with which arguments, not at values.
 
-:func:`kernel_entries` lists the ``extern "C"`` entry points of a kernel file after
-macro expansion, with the C preprocessor; :func:`nvcc_report` compiles a file for sm_90
-and returns ptxas' resource report.
+:func:`kernel_entries` lists the ``extern "C"`` entry points of a kernel file as its
+source spells them out; :func:`nvcc_report` compiles a file for sm_90 and returns ptxas'
+resource report.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import sys
+import traceback
 from dataclasses import dataclass
 from functools import lru_cache
 from types import SimpleNamespace
@@ -45,13 +46,76 @@ class FakeCudaArray(np.ndarray):
     def data(self):
         return SimpleNamespace(ptr=self.__array_interface__["data"][0])
 
-    def get(self):
-        return np.array(self).view(np.ndarray)
-
     def set(self, host, stream=None):
         """CuPy's host-to-device copy (asynchronous on ``stream`` from pinned memory); remembers the stream."""
         np.copyto(self, host)
         self.uploaded_on = stream
+
+    # ---- reads on the host, recorded (with the line of cnnkit that asked) when host_reads is a list
+    host_reads: list | None = None
+
+    def _read(self, how: str) -> np.ndarray:
+        if FakeCudaArray.host_reads is not None:
+            caller = next((frame for frame in reversed(traceback.extract_stack()[:-2])
+                           if "/cnnkit/" in frame.filename.replace("\\", "/")), None)
+            where = f"{caller.filename.rsplit('/cnnkit/', 1)[-1]}:{caller.lineno}" if caller else "?"
+            FakeCudaArray.host_reads.append(f"{how} at {where}")
+        return np.asarray(self).view(np.ndarray)
+
+    def get(self):
+        return self._read("get()").copy()
+
+    def item(self, *args):
+        return self._read("item()").item(*args)
+
+    def tolist(self):
+        return self._read("tolist()").tolist()
+
+    def __float__(self):
+        return float(self._read("float()"))
+
+    def __int__(self):
+        return int(self._read("int()"))
+
+    def __index__(self):
+        return self._read("index").__index__()
+
+    def __bool__(self):
+        return bool(self._read("bool()"))
+
+    # ---- as in CuPy, indexing and reductions stay on the device
+    def __getitem__(self, index):
+        self._count_mask(index)
+        return self._on_my_device(super().__getitem__(host_index(index)))
+
+    def __setitem__(self, index, value):
+        self._count_mask(index)
+        super().__setitem__(host_index(index), value)
+
+    def _count_mask(self, index) -> None:
+        """Boolean-mask indexing makes CuPy read the number of selected elements on the host."""
+        for part in index if isinstance(index, tuple) else (index,):
+            if isinstance(part, FakeCudaArray) and part.dtype == bool and part.ndim:
+                part._read("boolean-mask indexing")
+
+    def __array_wrap__(self, array, context=None, return_scalar=False):
+        return self._on_my_device(array)  # never a host scalar
+
+    def _on_my_device(self, value):
+        if isinstance(value, FakeCudaArray):
+            return value
+        if isinstance(value, (np.ndarray, np.generic)):
+            return fake(np.asarray(value), device=self.device_id)
+        return value
+
+
+def host_index(index):
+    """Index arrays as NumPy takes them (on a GPU indexing stays on the device: nothing is read)."""
+    if isinstance(index, FakeCudaArray):
+        return np.asarray(index).view(np.ndarray)
+    if isinstance(index, tuple):
+        return tuple(host_index(i) for i in index)
+    return index
 
 
 def fake(array, dtype=None, device: int = 0) -> FakeCudaArray:
@@ -137,26 +201,17 @@ def recorded_launches(monkeypatch) -> list[Launch]:
     return launches
 
 
-def _preprocessor() -> list[str] | None:
-    for tool in ("cpp", "g++", "clang++"):
-        path = shutil.which(tool)
-        if path:
-            return [path] + (["-E"] if tool != "cpp" else []) + ["-P", "-x", "c++"]
-    return None
+# An entry point is spelled out in its file: defined at the start of a line, or named as the
+# first argument of an *_ENTRY macro (the macros' own definitions start with #define).
+_ENTRY = re.compile(r'^(?:[A-Z0-9_]+_ENTRY\(\s*(\w+)\s*,|extern "C" __global__ void (?:__launch_bounds__\([^)]*\)\s*)?(\w+)\s*\()',
+                    re.MULTILINE)
 
 
 @lru_cache(maxsize=None)
 def kernel_entries(file_name: str) -> frozenset:
-    """The ``extern "C"`` entry points of ``kernels/<file_name>`` after macro expansion."""
-    command = _preprocessor()
-    if command is None:
-        pytest.skip("no C preprocessor (cpp, g++ or clang++) to expand the kernel macros")
-    neutral = ["-D__global__=", "-D__device__=", "-D__forceinline__=", "-D__shared__=", "-D__restrict__=",
-               "-D__launch_bounds__(...)="]
-    source = launcher.kernel_source_dir() / file_name
-    text = subprocess.run(command + neutral + [str(source)], capture_output=True, text=True, check=True,
-                          timeout=60).stdout
-    return frozenset(re.findall(r'extern\s+"C"\s+void\s+(\w+)\s*\(', text))
+    """The ``extern "C"`` entry points of ``kernels/<file_name>``, read from the source as written."""
+    source = (launcher.kernel_source_dir() / file_name).read_text()
+    return frozenset(macro_argument or definition for macro_argument, definition in _ENTRY.findall(source))
 
 
 @dataclass(frozen=True)

@@ -37,3 +37,18 @@ def test_prefetch_to_the_cpu_and_without_prefetch_give_the_same_batches(fake_gpu
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(a, c)
     assert fake_gpu.cuda.pinned == [24, 24]  # two slots for prefetch=1; the direct path stages nothing
+
+
+def test_batches_of_data_on_the_gpu_are_cut_there_with_the_order_uploaded_once(fake_gpu, monkeypatch):
+    from cnnkit import backend
+    from tests.fake_gpu import on_device
+
+    x = on_device(np.arange(12.0).reshape(6, 2), 1)
+    uploads = []
+    to_device = backend.to_device
+    monkeypatch.setattr(backend, "to_device", lambda array, device: uploads.append(type(array)) or to_device(array, device))
+    batches = [b.data for (b,) in DataLoader(x, batch_size=2, shuffle=True, device="cuda:1")]
+    assert uploads[0] is np.ndarray  # the epoch's order, once
+    assert all(kind is FakeCudaArray for kind in uploads[1:])  # the batches never leave the device
+    assert all(batch.device.id == 1 for batch in batches)
+    np.testing.assert_array_equal(np.sort(np.concatenate([np.asarray(b) for b in batches]), axis=0), np.asarray(x))
