@@ -349,6 +349,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
+    except BrokenPipeError:  # the reader went away (cnnkit kernels | head): nothing left to say
+        # Python's recipe: point stdout at devnull so the flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as error:  # a user's mistake is one line; anything else is a bug and keeps its traceback
         from .backend import CudaUnavailableError
         if isinstance(error, (UsageError, CudaUnavailableError)):

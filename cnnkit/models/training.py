@@ -306,33 +306,39 @@ def predict(model, x: Any, batch_size: int = 32, verbose: int = 0, distributed: 
     return strategy.gather_predictions(np.concatenate(outputs), batches)
 
 
-def _whole_batch(model, x: Any, y: Any, caller: str) -> tuple:
-    """``(x, y)`` as one batch of tensors on the model's device."""
-    batches = make_batches(model, x, y, max(sample_count(model, x), 1), False, f"{model.who}.{caller}",
-                           targets=True, scan_finite=True)
-    inputs, targets, _ = next(iter(batches))
-    return inputs, targets
+def _whole_batch(model, x: Any, y: Any, caller: str, sample_weight: Any = None,
+                 class_weight: dict | None = None) -> tuple:
+    """``(x, y, sample weights or None)`` as one batch of tensors on the model's device."""
+    caller = f"{model.who}.{caller}"
+    sample_weight = combined_sample_weights(model, y, class_weight, sample_weight, caller)
+    batches = make_batches(model, x, y, max(sample_count(model, x), 1), False, caller, targets=True,
+                           scan_finite=True, sample_weight=sample_weight)
+    return next(iter(batches))
 
 
-def train_on_batch(model, x: Any, y: Any, return_dict: bool = False):
-    """One optimizer step on exactly this batch; returns its loss (and metrics), as Keras does."""
+def train_on_batch(model, x: Any, y: Any, sample_weight: Any = None, class_weight: dict | None = None,
+                   return_dict: bool = False):
+    """One optimizer step on exactly this batch; returns its loss (and metrics), as Keras does.
+
+    ``sample_weight`` and ``class_weight`` weigh the samples' losses as in :func:`fit`.
+    """
     _require_compiled(model, "train_on_batch")
-    x_batch, y_batch = _whole_batch(model, x, y, "train_on_batch")
+    x_batch, y_batch, weights = _whole_batch(model, x, y, "train_on_batch", sample_weight, class_weight)
     if not model.built:
         model(x_batch)
     model.objective.reset_metrics()
-    loss, parts, y_pred = _train_batch(model, model.trainable_weights, x_batch, y_batch)
+    loss, parts, y_pred = _train_batch(model, model.trainable_weights, x_batch, y_batch, sample_weight=weights)
     model.objective.update_metrics(y_batch, _detached(y_pred))
     return _batch_result(model, loss, parts, return_dict)
 
 
-def test_on_batch(model, x: Any, y: Any, return_dict: bool = False):
+def test_on_batch(model, x: Any, y: Any, sample_weight: Any = None, return_dict: bool = False):
     """Loss (and metrics) of exactly this batch in inference mode, without updating the weights."""
     _require_compiled(model, "test_on_batch")
-    x_batch, y_batch = _whole_batch(model, x, y, "test_on_batch")
+    x_batch, y_batch, weights = _whole_batch(model, x, y, "test_on_batch", sample_weight)
     model.objective.reset_metrics()
     with no_grad():
-        loss, parts, y_pred = _compute_loss(model, x_batch, y_batch, training=False)
+        loss, parts, y_pred = _compute_loss(model, x_batch, y_batch, training=False, sample_weight=weights)
         model.objective.update_metrics(y_batch, y_pred)
     return _batch_result(model, loss, parts, return_dict)
 

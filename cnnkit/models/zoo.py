@@ -15,8 +15,8 @@ def small_cnn(input_shape: Sequence[int] = (1, 28, 28), num_classes: int = 10, d
     MaxPool 2, Flatten, Dense(128) - ReLU, Dropout(0.25), Dense(num_classes).
 
     Batch norm uses momentum 0.9 (PyTorch's default, written the Keras way) rather than
-    Keras' 0.99, so the moving statistics are usable after a few hundred steps on small
-    datasets, and the network matches the PyTorch reference in the benchmarks.
+    Keras' 0.99, so the network matches the PyTorch reference in the benchmarks (the
+    moving statistics are bias-corrected, so either momentum is usable from the first epoch).
     """
     return Sequential([
         Input(tuple(input_shape)),

@@ -111,3 +111,14 @@ def test_models_report_their_input_and_output_shapes():
     assert model.input_shape == (None, 1, 8, 8) and model.output_shape == (None, 3)
     with pytest.raises(AttributeError, match="no symbolic input shape"):
         Sequential([Dense(3)]).input_shape
+
+
+def test_train_and_test_on_batch_take_weights_as_keras():
+    x, y = data()
+    model = compiled(linear_model())
+    per_sample = cnnkit.losses.sparse_categorical_crossentropy(y, model.predict(x), from_logits=True).numpy()
+    weights = (y == 1).astype(np.float32)
+    assert model.test_on_batch(x, y, sample_weight=weights)[0] == pytest.approx(
+        float((per_sample * weights).mean()), rel=1e-5)
+    assert model.train_on_batch(x, y, class_weight={0: 0.0, 1: 1.0})[0] == pytest.approx(
+        float((per_sample * weights).mean()), rel=1e-5)
