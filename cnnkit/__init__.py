@@ -24,7 +24,7 @@ from .backend import (
 )
 from . import activations, custom_objects, initializers, losses, metrics, ops, optimizers, regularizers
 from . import callbacks, data, datasets, layers
-from . import explain, image_kernels, transfer, vis
+from . import applications, explain, image_kernels, transfer, vis
 from . import cpu  # registers the CPU variants of the ops
 from .cuda import ops as _cuda_ops  # registers the CUDA kernels (imports no CuPy)
 from .layers import Input

@@ -1,8 +1,11 @@
-"""Why did the network say that? Saliency maps, occlusion sensitivity and Grad-CAM.
+"""Why did the network say that? Saliency maps, SmoothGrad, guided backpropagation, Integrated
+Gradients, occlusion sensitivity, Grad-CAM, Guided Grad-CAM and Score-CAM.
 
 Each explanation takes a trained classifier and a batch of images (N, C, H, W) as a
 NumPy or CuPy array or a tensor, runs the model in inference mode (``training=False``)
-on the model's own device, and returns one NumPy map per image, shape (N, H, W).
+on the model's own device, and returns NumPy maps: one per image, shape (N, H, W), or,
+for the attributions that keep the colour channels (guided backpropagation, Guided
+Grad-CAM, Integrated Gradients), the input's shape (N, C, H, W).
 
 The class explained is, per image, the model's predicted class unless ``class_index``
 names one (an int for every image, or one per image).
@@ -27,7 +30,9 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from . import activations, backend
-from .autograd import Tensor, enable_grad, no_grad
+from .autograd import Function, Tensor, enable_grad, no_grad
+from .data.transforms import gaussian_noise
+from .layers.activation import ReLU as ReLULayer
 from .layers.activation import Softmax as SoftmaxLayer
 from .layers.base import InputLayer, Layer
 from .layers.core import Activation as ActivationLayer
@@ -103,19 +108,14 @@ def grad_cam(model: Model, x: Any, layer: "str | int | Layer | None" = None,
         x: (N, C, H, W); result: (N, H, W).
     """
     who = "grad_cam"
-    images = _as_images(x, who)
-    _check_batch_size(batch_size, who)
-    _prepared(model, images, who)
-    scorer = _ClassScores(model, who, layer=layer if layer is not None else _last_4d_layer(model, who))
+    images, scorer = _layer_scorer(model, x, layer, batch_size, who)
     maps = []
     with _weights_without_grad(model), enable_grad():
         for start in range(0, len(images), batch_size):
             # The input requires grad only so that the graph is recorded with the weights excluded.
             inputs = _input_tensor(images[start:start + batch_size], model, requires_grad=True)
             features, scores = scorer(inputs)
-            if features.ndim != 4:
-                raise ValueError(f"{who}: layer {scorer.layer.name!r} gives outputs of shape {features.shape}; "
-                                 f"Grad-CAM needs feature maps (N, K, h, w), so pick a convolutional layer")
+            _check_feature_maps(features, scorer, who)
             features.retain_grad()
             classes = _class_indices(class_index, scores.data, start, len(images), who)
             _class_score_sum(scores, classes).backward()
@@ -123,10 +123,7 @@ def grad_cam(model: Model, x: Any, layer: "str | int | Layer | None" = None,
             gA = features.grad.data if features.grad is not None else features.xp.zeros_like(A)
             alpha = gA.mean(axis=(2, 3), keepdims=True)
             cam = resize_bilinear(features.xp.maximum((alpha * A).sum(axis=1), 0), images.shape[2:])
-            if normalize:
-                peak = cam.max(axis=(1, 2), keepdims=True)
-                cam = cam / features.xp.where(peak > 0, peak, 1)
-            maps.append(backend.to_numpy(cam))
+            maps.append(backend.to_numpy(_scaled_to_peak(cam) if normalize else cam))
     return np.concatenate(maps)
 
 
@@ -187,6 +184,172 @@ def occlusion(model: Model, x: Any, class_index: "int | Sequence[int] | None" = 
     return np.stack(maps)
 
 
+def guided_backprop(model: Model, x: Any, class_index: "int | Sequence[int] | None" = None, *,
+                    batch_size: int = 32) -> np.ndarray:
+    """Guided backpropagation (Springenberg et al. 2015): the input gradient of the class score with
+    only positive gradients let back through each ReLU.
+
+    At every ReLU of the model's layers (``ReLU`` layers, ReLU6 included, and layers built
+    with ``activation="relu"``) the backward pass becomes gx = gy · [x > 0] · [gy > 0],
+    which leaves the sharp, edge-like pattern of the input that excites the class.
+    Adebayo et al. (2018) found these maps barely change when the weights are randomised:
+    they show the image more than the model, so combine them with Grad-CAM
+    (:func:`guided_grad_cam`) to make them class- and model-specific.
+
+    Args:
+        model, x, class_index, batch_size: as in :func:`saliency`.
+
+    Returns:
+        A float NumPy array of the model's dtype, signed.
+
+    Shapes:
+        x: (N, C, H, W); result: (N, C, H, W).
+    """
+    images, scorer, classes = _explaining(model, x, class_index, batch_size, "guided_backprop")
+    with _guided_relus(model):
+        gradients = _batched_gradients(scorer, model, images, classes, batch_size)
+    return backend.to_numpy(gradients)
+
+
+def guided_grad_cam(model: Model, x: Any, layer: "str | int | Layer | None" = None,
+                    class_index: "int | Sequence[int] | None" = None, *, batch_size: int = 32) -> np.ndarray:
+    """Guided Grad-CAM (Selvaraju et al. 2017): guided backpropagation weighted pixel by pixel
+    by the (normalised, upsampled) Grad-CAM map of the same class: fine detail, but only where
+    the class's evidence lies.
+
+    Args:
+        model, x, layer, class_index, batch_size: as in :func:`grad_cam`.
+
+    Returns:
+        A float NumPy array of the model's dtype, signed.
+
+    Shapes:
+        x: (N, C, H, W); result: (N, C, H, W).
+    """
+    images, _, classes = _explaining(model, x, class_index, batch_size, "guided_grad_cam")
+    cam = grad_cam(model, images, layer, classes, batch_size=batch_size)
+    return guided_backprop(model, images, classes, batch_size=batch_size) * cam[:, None]
+
+
+def smooth_grad(model: Model, x: Any, class_index: "int | Sequence[int] | None" = None, *, samples: int = 25,
+                noise_level: float = 0.15, batch_size: int = 32, seed: int | None = None) -> np.ndarray:
+    """SmoothGrad (Smilkov et al. 2017): the saliency map averaged over noisy copies of the image.
+
+    S[n] = mean over ``samples`` copies x_n + ε, ε ~ N(0, σ²), of max_c |∂ score_k / ∂ x|, with
+    σ = ``noise_level`` · (max(x_n) − min(x_n)) (the paper finds 10–20 % best). The class
+    explained is the one of the clean image. All copies of an image run as batches on
+    the model's device, where the noise is drawn too, from cnnkit's Philox stream
+    (:func:`cnnkit.data.gaussian_noise`), so a seed gives the same maps on every device.
+
+    Args:
+        model, x, class_index, batch_size: as in :func:`saliency`.
+        samples: noisy copies per image.
+        noise_level: the noise's standard deviation as a fraction of each image's value range.
+        seed: seeds the noise (image n uses ``seed + n``); None takes the next draws of cnnkit's
+            stream (see :func:`cnnkit.manual_seed`).
+
+    Returns:
+        A float NumPy array of the model's dtype.
+
+    Shapes:
+        x: (N, C, H, W); result: (N, H, W).
+    """
+    who = "smooth_grad"
+    _check_positive_int(samples, "samples", who)
+    if not noise_level >= 0:
+        raise ValueError(f"{who}: noise_level must be a non-negative number, got {noise_level!r}")
+    images, scorer, classes = _explaining(model, x, class_index, batch_size, who)
+    xp = model.device.xp
+    maps = []
+    for n in range(len(images)):
+        image = _input_tensor(images[n:n + 1], model).data
+        sigma = noise_level * float(image.max() - image.min())
+        noisy = gaussian_noise(xp.repeat(image, samples, axis=0), sigma, None if seed is None else seed + n)
+        gradients = _batched_gradients(scorer, model, noisy, np.repeat(classes[n], samples), batch_size)
+        maps.append(backend.to_numpy(xp.abs(gradients).max(axis=1).mean(axis=0)))
+    return np.stack(maps)
+
+
+def integrated_gradients(model: Model, x: Any, class_index: "int | Sequence[int] | None" = None, *,
+                         baseline: Any = 0.0, steps: int = 50, batch_size: int = 32) -> np.ndarray:
+    """Integrated Gradients (Sundararajan, Taly & Yan 2017): the input gradient integrated along the
+    straight path from a baseline x' to the image x.
+
+        IG_i(x) = (x_i − x'_i) · ∫₀¹ ∂ score_k(x' + α (x − x')) / ∂ x_i dα
+
+    The integral is an ``steps``-point Gauss–Legendre quadrature (as Captum's default).
+    Completeness: Σ_i IG_i = score_k(x) − score_k(x') up to the quadrature error, which
+    shrinks as ``steps`` grows (check it with the model's scores). The path points of an
+    image run as batches on the model's device.
+
+    Args:
+        model, x, class_index, batch_size: as in :func:`saliency`.
+        baseline: x', a number or an array broadcastable to (C, H, W) (black, 0, by default).
+        steps: quadrature points along the path.
+
+    Returns:
+        A float NumPy array of the model's dtype, signed, of the class score's units.
+
+    Shapes:
+        x: (N, C, H, W); result: (N, C, H, W).
+    """
+    who = "integrated_gradients"
+    _check_positive_int(steps, "steps", who)
+    images, scorer, classes = _explaining(model, x, class_index, batch_size, who)
+    start = _baseline(baseline, images.shape[1:], model, who)
+    xp = model.device.xp
+    nodes, quadrature_weights = np.polynomial.legendre.leggauss(steps)
+    alphas = xp.asarray((nodes + 1) / 2, dtype=model.dtype)[:, None, None, None]
+    weights = xp.asarray(quadrature_weights / 2, dtype=model.dtype)[:, None, None, None]
+    attributions = []
+    for n in range(len(images)):
+        image = _input_tensor(images[n:n + 1], model).data
+        path = start + alphas * (image - start)
+        gradients = _batched_gradients(scorer, model, path, np.repeat(classes[n], steps), batch_size)
+        attributions.append(backend.to_numpy((image[0] - start) * (weights * gradients).sum(axis=0)))
+    return np.stack(attributions)
+
+
+def score_cam(model: Model, x: Any, layer: "str | int | Layer | None" = None,
+              class_index: "int | Sequence[int] | None" = None, *, normalize: bool = True,
+              batch_size: int = 32) -> np.ndarray:
+    """Score-CAM (Wang et al. 2020): Grad-CAM's weighted sum of feature maps, with each map
+    weighted by how much the class probability rises when the image is seen only through it.
+
+    Each map A_k of ``layer`` is upsampled to H × W and scaled to [0, 1] (M_k); its weight
+    is α_k = p_k(x ⊙ M_k) − p_k(x_b), the softmax probability of the class for the masked
+    image less that for a black image x_b; then L = ReLU(Σ_k α_k M_k). No gradients are
+    used, so the maps do not suffer from saturated or noisy gradients. The K masked copies
+    of an image run as batches on the model's device.
+
+    Args:
+        model, x, layer, class_index, normalize, batch_size: as in :func:`grad_cam`.
+
+    Returns:
+        A float NumPy array of the model's dtype.
+
+    Shapes:
+        x: (N, C, H, W); result: (N, H, W).
+    """
+    who = "score_cam"
+    images, scorer = _layer_scorer(model, x, layer, batch_size, who)
+    xp = model.device.xp
+    maps = []
+    with no_grad():
+        for n in range(len(images)):
+            image = _input_tensor(images[n:n + 1], model).data
+            features, scores = scorer(Tensor(image))
+            _check_feature_maps(features, scorer, who)
+            (k,) = _class_indices(class_index, scores.data, n, len(images), who)
+            masks = _unit_range(resize_bilinear(features.data[0], images.shape[2:]))      # (K, H, W)
+            black = _probabilities(scorer, xp.zeros_like(image))[0, k]
+            rises = [_probabilities(scorer, image * masks[i:i + batch_size, None])[:, k] - black
+                     for i in range(0, len(masks), batch_size)]
+            cam = xp.maximum(xp.tensordot(xp.concatenate(rises), masks, axes=1), 0)[None]
+            maps.append(backend.to_numpy(_scaled_to_peak(cam) if normalize else cam))
+    return np.concatenate(maps)
+
+
 def resize_bilinear(maps: Any, size: "tuple[int, int]") -> Any:
     """Resize a stack of 2-D maps with bilinear interpolation on half-pixel centres.
 
@@ -242,7 +405,7 @@ class _ClassScores:
             logits = logits.node.inputs[0]
         elif getattr(last, "activation", None) in _SOFTMAX_FUNCTIONS:
             self.linear_head = last
-        outputs = logits if self.layer is None else [self.layer.output, logits]
+        outputs = logits if self.layer is None else [_output_in(model, self.layer, self.who), logits]
         return Model(model.input, outputs, name=f"{model.name}_explained")
 
     def __call__(self, x: Tensor) -> "tuple[Tensor | None, Tensor]":
@@ -299,12 +462,43 @@ def _resolve_layer(model: Model, layer: "str | int | Layer", who: str) -> Layer:
     raise TypeError(f"{who}: layer must be a name, an index into model.layers or a Layer, got {layer!r}")
 
 
+def _layer_scorer(model: Model, x: Any, layer: "str | int | Layer | None", batch_size: int,
+                  who: str) -> tuple[Any, _ClassScores]:
+    """The checked images, and a scorer that also gives ``layer``'s maps (by default the last 4-D layer's)."""
+    images = _as_images(x, who)
+    _check_batch_size(batch_size, who)
+    _prepared(model, images, who)
+    return images, _ClassScores(model, who, layer=layer if layer is not None else _last_4d_layer(model, who))
+
+
+def _check_feature_maps(features: Tensor, scorer: _ClassScores, who: str) -> None:
+    if features.ndim != 4:
+        raise ValueError(f"{who}: layer {scorer.layer.name!r} gives outputs of shape {features.shape}; "
+                         f"{who} needs feature maps (N, K, h, w), so pick a convolutional layer")
+
+
+def _scaled_to_peak(maps: Any) -> Any:
+    """Each (h, w) map of a stack divided by its maximum (maps that are all zero stay zero)."""
+    peak = maps.max(axis=(1, 2), keepdims=True)
+    return maps / backend.get_array_module(maps).where(peak > 0, peak, 1)
+
+
+def _output_in(model: Model, layer: Layer, who: str) -> Any:
+    """The symbolic output of ``layer`` in ``model``'s own graph (the layer may also serve in other models,
+    e.g. one made by ``transfer.replace_head``, so ``layer.output`` can be ambiguous)."""
+    outputs = [node.outputs[0] for node in model._graph.nodes if node.layer is layer]
+    if len(outputs) != 1:
+        raise ValueError(f"{who}: {layer.who} runs {len(outputs)} times in {model.who}; explain a layer that "
+                         f"runs once")
+    return outputs[0]
+
+
 def _last_4d_layer(model: Model, who: str) -> Layer:
     if not _has_graph(model):
         raise ValueError(f"{who}: {model.who} is a subclassed model; name the convolutional layer to explain "
                          f"with layer=")
     for layer in reversed(model.layers):
-        if not isinstance(layer, InputLayer) and len(layer.output.shape) == 4:
+        if not isinstance(layer, InputLayer) and len(_output_in(model, layer, who).shape) == 4:
             return layer
     raise ValueError(f"{who}: {model.who} has no layer with a 4-D output (N, K, h, w) to explain")
 
@@ -361,6 +555,83 @@ def _probabilities(scorer: _ClassScores, images: Any) -> Any:
     return softmax(scores, axis=1).data
 
 
+def _explaining(model: Model, x: Any, class_index: Any, batch_size: int, who: str) -> tuple:
+    """(images, scorer, classes) for the gradient methods: the checked images, the model's class scores, and
+    the class explained for each image (host ints): ``class_index``, or the prediction for the clean image."""
+    images = _as_images(x, who)
+    _check_batch_size(batch_size, who)
+    scorer = _ClassScores(_prepared(model, images, who), who)
+    classes = []
+    with no_grad():
+        for start in range(0, len(images), batch_size):
+            _, scores = scorer(_input_tensor(images[start:start + batch_size], model))
+            classes.append(_class_indices(class_index, scores.data, start, len(images), who))
+    return images, scorer, np.concatenate(classes)
+
+
+def _batched_gradients(scorer: _ClassScores, model: Model, samples: Any, classes: np.ndarray,
+                       batch_size: int) -> Any:
+    """∂ score_{classes[m]}(samples[m]) / ∂ samples[m] for every sample, in batches, on the model's device."""
+    gradients = []
+    with _weights_without_grad(model), enable_grad():
+        for start in range(0, len(samples), batch_size):
+            inputs = _input_tensor(samples[start:start + batch_size], model, requires_grad=True)
+            _, scores = scorer(inputs)
+            _class_score_sum(scores, classes[start:start + batch_size]).backward()
+            gradients.append(inputs.grad.data)
+    return model.device.xp.concatenate(gradients)
+
+
+class _GuidedReLU(Function):
+    """y = min(max(x, 0), max_value);  gx = gy · [0 < x < max_value] · [gy > 0] (guided backpropagation)."""
+
+    def __init__(self, max_value: float | None):
+        self.max_value = max_value
+
+    def forward(self, x):
+        self.x = x
+        xp = backend.get_array_module(x)
+        return xp.maximum(x, 0) if self.max_value is None else xp.clip(x, 0, self.max_value)
+
+    def backward(self, gy):
+        passes = (self.x > 0) & (gy > 0)
+        if self.max_value is not None:
+            passes &= self.x < self.max_value
+        return gy * passes
+
+
+def _guided_relu(x: Tensor) -> Tensor:
+    return _GuidedReLU(None)(x)
+
+
+@contextmanager
+def _guided_relus(model: Model) -> Iterator[None]:
+    """Run every ReLU of the model's layers as a guided ReLU for the duration."""
+    replaced_calls, replaced_activations = [], []
+    for layer in model.layers:
+        if isinstance(layer, ReLULayer):
+            layer.call = lambda x, max_value=layer.max_value: _GuidedReLU(max_value)(x)
+            replaced_calls.append(layer)
+        elif getattr(layer, "activation", None) is activations.relu:
+            layer.activation = _guided_relu
+            replaced_activations.append(layer)
+    try:
+        yield
+    finally:
+        for layer in replaced_calls:
+            del layer.call
+        for layer in replaced_activations:
+            layer.activation = activations.relu
+
+
+def _unit_range(maps: Any) -> Any:
+    """Each map scaled to [0, 1] by its own minimum and maximum (a constant map becomes zeros)."""
+    low = maps.min(axis=(1, 2), keepdims=True)
+    spread = maps.max(axis=(1, 2), keepdims=True) - low
+    xp = backend.get_array_module(maps)
+    return (maps - low) / xp.where(spread > 0, spread, 1)
+
+
 # ---------------------------------------------------------------- arguments
 
 def _as_images(x: Any, who: str) -> Any:
@@ -383,8 +654,12 @@ def _input_tensor(images: Any, model: Model, requires_grad: bool = False) -> Ten
 
 
 def _check_batch_size(batch_size: Any, who: str) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"{who}: batch_size must be a positive int, got {batch_size!r}")
+    _check_positive_int(batch_size, "batch_size", who)
+
+
+def _check_positive_int(value: Any, name: str, who: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{who}: {name} must be a positive int, got {value!r}")
 
 
 def _pair(value: Any, name: str, who: str) -> tuple[int, int]:

@@ -15,7 +15,8 @@ def _fashion_mnist_present() -> bool:
 
 def test_every_example_is_covered_here():
     covered = {"digits_cnn.py", "fashion_mnist_cnn.py", "playground_mlp.py", "keras_tutorial.py",
-               "image_kernels_demo.py", "explain_demo.py", "transfer_learning.py", "distributed_mpi.py"}
+               "image_kernels_demo.py", "explain_demo.py", "transfer_learning.py", "distributed_mpi.py",
+               "transfer_resnet.py"}
     assert {p.name for p in EXAMPLES.glob("*.py")} <= covered
 
 
@@ -42,3 +43,9 @@ def test_keras_tutorial():
 @pytest.mark.skipif(not _fashion_mnist_present(), reason="Fashion-MNIST files are not installed")
 def test_fashion_mnist_cnn():
     assert "test accuracy" in run_example("fashion_mnist_cnn.py")
+
+
+def test_transfer_resnet_freezes_then_fine_tunes():
+    output = run_example("transfer_resnet.py")
+    assert "48 pictures of 3 classes" in output
+    assert "head only (2 epochs)" in output and "layer4 + head (2 epochs, 8,390,147 trainable parameters)" in output

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..ops.activation import elu, leaky_relu, maxout, relu, softmax
+from ..ops.math import clip
 from .base import Layer, _show
 
 
@@ -11,10 +12,21 @@ class _ElementWise(Layer):
 
 
 class ReLU(_ElementWise):
-    """y = max(x, 0)."""
+    """y = max(x, 0), or min(max(x, 0), max_value) when ``max_value`` is given (ReLU6 with 6, as in MobileNetV2)."""
+
+    def __init__(self, max_value: float | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if max_value is not None and not max_value > 0:
+            raise ValueError(f"{self.who}: max_value must be positive or None, got {max_value!r}")
+        self.max_value = None if max_value is None else float(max_value)
 
     def call(self, x):
-        return relu(x)
+        if self.max_value is None:
+            return relu(x)
+        return clip(x, 0.0, self.max_value)
+
+    def get_config(self):
+        return {**super().get_config(), "max_value": self.max_value}
 
 
 class LeakyReLU(_ElementWise):

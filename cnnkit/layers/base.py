@@ -251,7 +251,7 @@ class Layer:
     def add_weight(self, name: str, shape: Sequence[int], initializer: Any = "glorot_uniform",
                    regularizer: Any = None, trainable: bool = True, layout: str = "dense") -> Parameter:
         """Create a weight on this layer's device from ``initializer``; ``layout`` tells it the fans."""
-        value = initializers.get(initializer)(tuple(shape), self.dtype, layout)
+        value = initializers.initial_value(initializer, tuple(shape), self.dtype, layout)
         parameter = Parameter(backend.to_device(value, self.device), trainable=trainable and self._trainable,
                               name=f"{self.name}/{name}", regularizer=regularizers.get(regularizer))
         self._params[name] = parameter

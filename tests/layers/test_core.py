@@ -105,3 +105,13 @@ def test_set_weights_checks_shapes():
     layer(np.zeros((1, 3), np.float32))
     with pytest.raises(ValueError, match=r"has shape \(3, 2\), the new value has shape \(2, 2\)"):
         layer.set_weights([np.zeros((2, 2)), np.zeros(2)])
+
+
+def test_relu_with_max_value_clips_and_round_trips_its_config():
+    from cnnkit.layers import ReLU
+    layer = ReLU(max_value=6.0)
+    y = layer(np.array([-1.0, 3.0, 7.0], np.float32))
+    np.testing.assert_array_equal(y.numpy(), [0.0, 3.0, 6.0])
+    assert ReLU.from_config(layer.get_config()).max_value == 6.0
+    with pytest.raises(ValueError, match="max_value"):
+        ReLU(max_value=0)
