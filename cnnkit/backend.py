@@ -25,6 +25,19 @@ class CudaUnavailableError(RuntimeError):
 
 _cupy_module = None
 _cupy_import_error: BaseException | None = None
+# A module standing in for CuPy: the kernel emulator's (cnnkit.cuda.emulated_cupy), or None.
+_cupy_stand_in = None
+
+
+def install_cupy_stand_in(module) -> None:
+    """Make ``module`` answer for CuPy (``None``: the real CuPy again); see :func:`cnnkit.cuda.use_emulation`."""
+    global _cupy_stand_in
+    _cupy_stand_in = module
+
+
+def cupy_stand_in():
+    """The module standing in for CuPy, or ``None``."""
+    return _cupy_stand_in
 
 
 def _import_cupy():
@@ -43,6 +56,8 @@ def _import_cupy():
 
 def cupy():
     """Return the CuPy module, or raise :class:`CudaUnavailableError` saying why not."""
+    if _cupy_stand_in is not None:
+        return _cupy_stand_in
     module = _import_cupy()
     if module is None:
         raise CudaUnavailableError(f"a CUDA device was asked for, but {cuda_unavailable_reason()}")
@@ -51,6 +66,8 @@ def cupy():
 
 def cuda_unavailable_reason() -> str | None:
     """Why no GPU can be used here (CuPy missing, or no GPU visible), or None when one can."""
+    if _cupy_stand_in is not None:
+        return None
     if _import_cupy() is None:
         return (f"CuPy cannot be imported ({type(_cupy_import_error).__name__}: {_cupy_import_error}); "
                 f"{GPU_INSTALL_HINT}")
@@ -60,7 +77,9 @@ def cuda_unavailable_reason() -> str | None:
 
 
 def cuda_device_count() -> int:
-    """Number of visible NVIDIA GPUs; 0 when CuPy or the driver is missing."""
+    """Number of visible NVIDIA GPUs; 0 when CuPy or the driver is missing (1 in kernel emulation)."""
+    if _cupy_stand_in is not None:
+        return _cupy_stand_in.cuda.runtime.getDeviceCount()
     module = _import_cupy()
     if module is None:
         return 0
@@ -108,6 +127,8 @@ def cuda_library_problems() -> list[str]:
     :func:`cuda_device_count` already tells).
     """
     global _library_problems
+    if _cupy_stand_in is not None:
+        return []  # the kernel emulator runs without CUDA libraries
     if _library_problems is None:
         if cuda_device_count() == 0:
             return []
@@ -255,6 +276,8 @@ def as_device(device: "str | Device | None") -> Device:
 
 def is_cuda_array(array: Any) -> bool:
     """True for a CuPy ndarray. Cheap: CuPy is only consulted when already imported."""
+    if _cupy_stand_in is not None and isinstance(array, _cupy_stand_in.ndarray):
+        return True
     module = sys.modules.get("cupy")
     return module is not None and isinstance(array, module.ndarray)
 
@@ -263,6 +286,8 @@ def get_array_module(*arrays: Any):
     """``cupy`` if any argument is a CuPy array, else ``numpy`` (the DeZero/Chainer ``xp``)."""
     for array in arrays:
         if is_cuda_array(array):
+            if _cupy_stand_in is not None and isinstance(array, _cupy_stand_in.ndarray):
+                return _cupy_stand_in
             return sys.modules["cupy"]
     return np
 
@@ -316,7 +341,7 @@ def to_numpy(array: Any) -> np.ndarray:
 
 def scatter_add(target: Any, index: Any, values: Any) -> None:
     """``target[index] += values`` in place, adding (not overwriting) at repeated indices."""
-    if is_cuda_array(target):
+    if is_cuda_array(target) and get_array_module(target) is not _cupy_stand_in:
         import cupyx
 
         cupyx.scatter_add(target, index, values)

@@ -8,6 +8,8 @@ and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import platform
 import sys
@@ -146,7 +148,8 @@ def _plural(count: int, noun: str) -> str:
 
 
 def _train_and_report(dataset: str, epochs: int, batch_size: int, device: str, seed: int, path: str | None = None,
-                      save: str | None = None, verbose: int = 1, validation_split: float = 0.0) -> float:
+                      save: str | None = None, verbose: int = 1, validation_split: float = 0.0,
+                      distributed: bool = False) -> float:
     """Train the small CNN on ``dataset``; print accuracy, confusion matrix and timing; return test accuracy.
 
     Everything the command line names (device, data, output path) is checked before training.
@@ -170,7 +173,7 @@ def _train_and_report(dataset: str, epochs: int, batch_size: int, device: str, s
               f"(--validation-split 0 trains on all)", flush=True)
     started = time.perf_counter()
     model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, verbose=verbose,
-              validation_split=validation_split)
+              validation_split=validation_split, distributed=distributed)
     seconds = time.perf_counter() - started
     logits = model.predict(x_test, batch_size=256)
     matrix = ConfusionMatrix(num_classes=10)
@@ -192,8 +195,16 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    _train_and_report(args.dataset, args.epochs, args.batch_size, args.device, args.seed, args.data_path,
-                      args.save, verbose=args.verbose, validation_split=args.validation_split)
+    report, save = contextlib.nullcontext(), args.save
+    if args.distributed:
+        from . import distributed
+        distributed.init()
+        if not distributed.is_main_process():  # every rank trains; rank 0 alone reports and saves
+            report, save = contextlib.redirect_stdout(io.StringIO()), None
+    with report:
+        _train_and_report(args.dataset, args.epochs, args.batch_size, args.device, args.seed, args.data_path,
+                          save, verbose=args.verbose, validation_split=args.validation_split,
+                          distributed=args.distributed)
     return 0
 
 
@@ -320,6 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
                                            "~/.cache/cnnkit/<dataset>, /usr/share/datasets/<dataset>)")
     _add_training_arguments(train, epochs=10, batch_size=128)
     train.add_argument("--save", metavar="PATH", help="write the trained model to this .safetensors file")
+    train.add_argument("--distributed", action="store_true",
+                       help="data-parallel over the ranks of `mpirun -n N cnnkit train ...`; --batch-size is per rank")
     train.set_defaults(run=_cmd_train)
 
     bench = command("bench", "time our GEMM, convolution, pooling and training against cuBLAS, cuDNN, NumPy "

@@ -20,7 +20,8 @@ the other.
 Our CUDA kernels have not yet been validated on GPU hardware, so they are opt-in:
 ``CNNKIT_KERNELS=cuda`` (or :func:`use_cuda_kernels`) turns them on; by default a GPU
 runs the references through CuPy (cuBLAS for the products). ``CNNKIT_KERNELS=reference``
-states the default explicitly.
+states the default explicitly. ``CNNKIT_KERNELS=emulate`` (or :func:`cnnkit.cuda.use_emulation`)
+runs the CUDA kernels on the CPU, compiled for the host (:mod:`cnnkit.cuda.emulator`).
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from . import backend
 REFERENCE = "reference"
 CPU = "cpu"
 CUDA = "cuda"
+EMULATE = "emulate"
 
 
 class _UseReference:
@@ -46,11 +48,11 @@ class _UseReference:
 USE_REFERENCE = _UseReference()
 
 _implementations: dict[tuple[str, str], Callable] = {}
-_KERNEL_CHOICES = (REFERENCE, CUDA)
+_KERNEL_CHOICES = (REFERENCE, CUDA, EMULATE)
 _kernel_choice = os.environ.get("CNNKIT_KERNELS", REFERENCE).strip().lower()
 if _kernel_choice not in _KERNEL_CHOICES:
     raise ValueError(f"CNNKIT_KERNELS must be one of {', '.join(_KERNEL_CHOICES)}, got {_kernel_choice!r}")
-_cuda_kernels_enabled = _kernel_choice == CUDA
+_cuda_kernels_enabled = _kernel_choice in (CUDA, EMULATE)
 
 
 def register(name: str, backend_name: str = REFERENCE) -> Callable[[Callable], Callable]:
@@ -147,6 +149,12 @@ def cuda_kernels_enabled() -> bool:
     return _cuda_kernels_enabled
 
 
+def enable_cuda_kernels(enabled: bool) -> None:
+    """Choose between our CUDA kernels and the references on the GPU, until changed again."""
+    global _cuda_kernels_enabled
+    _cuda_kernels_enabled = enabled
+
+
 @contextmanager
 def use_cuda_kernels(enabled: bool) -> Iterator[None]:
     """Temporarily choose between our CUDA kernels and the references on the GPU."""
@@ -156,3 +164,9 @@ def use_cuda_kernels(enabled: bool) -> Iterator[None]:
         yield
     finally:
         _cuda_kernels_enabled = previous
+
+
+
+def kernel_choice() -> str:
+    """What ``CNNKIT_KERNELS`` asked for at start-up: "reference", "cuda" or "emulate"."""
+    return _kernel_choice

@@ -1,9 +1,6 @@
 // conv.cu: float32 convolution (cross-correlation) for cnnkit: forward, backward-data and
 // backward-filter, 1-D to 3-D, with stride, padding, dilation and groups.
 //
-// Self-contained on purpose (no #include of files on disk): CuPy's kernel cache key
-// hashes this source text, not headers pulled in from elsewhere.
-//
 // Layout. Channels-first and C-contiguous, always in 3-D form: a 2-D problem is passed
 // with D = 1 (and KD = 1, stride/dilation 1, no padding on that axis), a 1-D one with
 // D = H = 1. With Cg = C / groups, Fg = F / groups and T = KD·KH·KW taps:
@@ -22,7 +19,8 @@
 //
 // Two families of kernels:
 //
-// 1. Implicit GEMM (conv_fwd_f32_<tile>, conv_bwd_data_f32_<tile>, conv_bwd_filter_f32_<tile>).
+// 1. Implicit GEMM (conv_forward_f32_<tile>, conv_backward_data_f32_<tile>,
+//    conv_backward_filter_f32_<tile>).
 //    Each pass is one matrix product per group whose operands are gathered from the
 //    tensors on the fly (no im2col buffer):
 //      forward        rows m = (n, od, oh, ow)   cols f < Fg   k = (c, t)        A: x  B: W
@@ -50,7 +48,7 @@
 //
 // CuPy compiles with -ftz=true: denormals flush to zero.
 
-#define CONV_DEVICE __device__ __forceinline__
+#include "common.cuh"
 
 // A coordinate that fails every range check; the sum of two of them is still an int (INT_MIN).
 #define CONV_INVALID (-(1 << 30))
@@ -69,27 +67,19 @@ struct Shape {
     int sd, sh, sw, pd, ph, pw, dd, dh, dw, groups;
 };
 
-CONV_DEVICE Shape make_shape(CONV_SHAPE_PARAMS) {
+DEVICE_INLINE Shape make_shape(CONV_SHAPE_PARAMS) {
     return Shape{CONV_SHAPE_ARGS};
 }
 
-CONV_DEVICE int ceil_div(int a, int b) { return (a + b - 1) / b; }
+DEVICE_INLINE int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
 // floor(a / b) for b > 0 and any a.
-CONV_DEVICE int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+DEVICE_INLINE int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
-CONV_DEVICE bool inside(int d, int h, int w, int D, int H, int W) {
+DEVICE_INLINE bool inside(int d, int h, int w, int D, int H, int W) {
     return (unsigned)d < (unsigned)D && (unsigned)h < (unsigned)H && (unsigned)w < (unsigned)W;
 }
 
-// Number of BK-deep steps in a K range of k_len elements, zero when it is empty.
-CONV_DEVICE int k_steps(int k_len) { return k_len > 0 ? (k_len - 1) / CONV_BK + 1 : 0; }
-
-CONV_DEVICE unsigned dynamic_shared_bytes() {
-    unsigned bytes;
-    asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(bytes));
-    return bytes;
-}
 
 // ============================================================== implicit GEMM
 
@@ -101,7 +91,7 @@ struct __align__(16) TableEntry {
     int aux;
 };
 
-CONV_DEVICE TableEntry invalid_entry() {
+DEVICE_INLINE TableEntry invalid_entry() {
     TableEntry e;
     e.pos = make_int4(0, CONV_INVALID, 0, 0);
     e.aux = -1;
@@ -116,7 +106,7 @@ CONV_DEVICE TableEntry invalid_entry() {
 // are kernel parameters (constant memory).
 
 // Loads i < count of a thread whose rows are r0 + i·stride are the ones with a row < limit.
-CONV_DEVICE int loads_in_range(int limit, int r0, int stride) {
+DEVICE_INLINE int loads_in_range(int limit, int r0, int stride) {
     return r0 < limit ? (limit - r0 - 1) / stride + 1 : 0;
 }
 
@@ -141,12 +131,12 @@ struct ForwardProblem {
     int b_off, b_count;                 // this thread's weight offset at k = 0 and its B rows in range
     float a_staged[A_LOADS], b_staged[B_LOADS];
 
-    CONV_DEVICE int Cg() const { return s.C / s.groups; }
-    CONV_DEVICE int Fg() const { return s.F / s.groups; }
-    CONV_DEVICE int K() const { return Cg() * s.KD * s.KH * s.KW; }
-    CONV_DEVICE int P() const { return s.OD * s.OH * s.OW; }
+    DEVICE_INLINE int Cg() const { return s.C / s.groups; }
+    DEVICE_INLINE int Fg() const { return s.F / s.groups; }
+    DEVICE_INLINE int K() const { return Cg() * s.KD * s.KH * s.KW; }
+    DEVICE_INLINE int P() const { return s.OD * s.OH * s.OW; }
 
-    CONV_DEVICE ForwardProblem(const float* x_, const float* weight_, const float* bias_, float* y_, const Shape& s_,
+    DEVICE_INLINE ForwardProblem(const float* x_, const float* weight_, const float* bias_, float* y_, const Shape& s_,
                                int k_chunk)
         : x(x_), weight(weight_), bias(bias_), y(y_), s(s_) {
         m0 = blockIdx.x * BM;
@@ -174,7 +164,7 @@ struct ForwardProblem {
         b_count = loads_in_range(Fg(), f, B_STEP);
     }
 
-    CONV_DEVICE TableEntry entry(int k) const {
+    DEVICE_INLINE TableEntry entry(int k) const {
         if (k >= k_end) return invalid_entry();
         const int T = s.KD * s.KH * s.KW;
         const int c = k / T, t = k - c * T;
@@ -187,7 +177,7 @@ struct ForwardProblem {
         return e;
     }
 
-    CONV_DEVICE void load(const TableEntry* table, int k0) {
+    DEVICE_INLINE void load(const TableEntry* table, int k0) {
 #pragma unroll
         for (int i = 0; i < A_LOADS; ++i) {
             const int4 e = table[(int)threadIdx.x / BM + i * (THREADS / BM)].pos;
@@ -200,7 +190,7 @@ struct ForwardProblem {
             b_staged[i] = k_ok && i < b_count ? __ldg(weight + b_off + k0 + i * B_STEP * K()) : 0.0f;
     }
 
-    CONV_DEVICE void store(float* a_tile, float* b_tile) const {
+    DEVICE_INLINE void store(float* a_tile, float* b_tile) const {
 #pragma unroll
         for (int i = 0; i < A_LOADS; ++i)
             a_tile[((int)threadIdx.x / BM + i * (THREADS / BM)) * (BM + 4) + (int)threadIdx.x % BM] = a_staged[i];
@@ -209,14 +199,14 @@ struct ForwardProblem {
             b_tile[(int)threadIdx.x % CONV_BK * (BN + 4) + (int)threadIdx.x / CONV_BK + i * B_STEP] = b_staged[i];
     }
 
-    CONV_DEVICE float* out() const { return y + (size_t)slice * s.N * s.F * P(); }
-    CONV_DEVICE int row_offset(int m) const {
+    DEVICE_INLINE float* out() const { return y + (size_t)slice * s.N * s.F * P(); }
+    DEVICE_INLINE int row_offset(int m) const {
         if (m >= s.N * P()) return -1;
         const int n = m / P();
         return n * s.F * P() + (m - n * P());
     }
-    CONV_DEVICE int col_offset(int f) const { return f < Fg() ? (group * Fg() + f) * P() : -1; }
-    CONV_DEVICE float col_bias(int f) const {
+    DEVICE_INLINE int col_offset(int f) const { return f < Fg() ? (group * Fg() + f) * P() : -1; }
+    DEVICE_INLINE float col_bias(int f) const {
         return bias != nullptr && f < Fg() ? __ldg(bias + group * Fg() + f) : 0.0f;
     }
 };
@@ -230,7 +220,7 @@ struct AxisClass {
     int first, count, q0, tap0, ntaps, tstep, u0, du;
 };
 
-CONV_DEVICE AxisClass axis_class(int rho, int size, int taps, int stride, int pad, int dilation) {
+DEVICE_INLINE AxisClass axis_class(int rho, int size, int taps, int stride, int pad, int dilation) {
     AxisClass a;
     int g = stride, b = dilation;
     while (b != 0) {
@@ -278,15 +268,15 @@ struct BackwardDataProblem {
     int b_off, b_count;                 // this thread's offset c·T within a weight row, its B columns in range
     float a_staged[A_LOADS], b_staged[B_LOADS];
 
-    CONV_DEVICE int Cg() const { return s.C / s.groups; }
-    CONV_DEVICE int Fg() const { return s.F / s.groups; }
-    CONV_DEVICE int T() const { return s.KD * s.KH * s.KW; }
-    CONV_DEVICE int OP() const { return s.OD * s.OH * s.OW; }
-    CONV_DEVICE int DHW() const { return s.D * s.H * s.W; }
-    CONV_DEVICE int class_rows() const { return conv_classes[0].count * conv_classes[1].count * conv_classes[2].count; }
+    DEVICE_INLINE int Cg() const { return s.C / s.groups; }
+    DEVICE_INLINE int Fg() const { return s.F / s.groups; }
+    DEVICE_INLINE int T() const { return s.KD * s.KH * s.KW; }
+    DEVICE_INLINE int OP() const { return s.OD * s.OH * s.OW; }
+    DEVICE_INLINE int DHW() const { return s.D * s.H * s.W; }
+    DEVICE_INLINE int class_rows() const { return conv_classes[0].count * conv_classes[1].count * conv_classes[2].count; }
 
     // Ends with a barrier (the class in shared memory); has_rows() is then block-uniform.
-    CONV_DEVICE BackwardDataProblem(const float* gy_, const float* weight_, float* gx_, const Shape& s_, int k_chunk)
+    DEVICE_INLINE BackwardDataProblem(const float* gy_, const float* weight_, float* gx_, const Shape& s_, int k_chunk)
         : gy(gy_), weight(weight_), gx(gx_), s(s_) {
         const int classes = s.sd * s.sh * s.sw;
         int z = blockIdx.z;
@@ -322,9 +312,9 @@ struct BackwardDataProblem {
         b_count = loads_in_range(Cg(), c, B_STEP);
     }
 
-    CONV_DEVICE bool has_rows() const { return m0 < M; }
+    DEVICE_INLINE bool has_rows() const { return m0 < M; }
 
-    CONV_DEVICE void decompose(int m, int& n, int& id, int& ih, int& iw) const {
+    DEVICE_INLINE void decompose(int m, int& n, int& id, int& ih, int& iw) const {
         const int rows = conv_classes[1].count * conv_classes[2].count;
         n = m / class_rows();
         int r = m - n * class_rows();
@@ -334,7 +324,7 @@ struct BackwardDataProblem {
         iw = r - ih * conv_classes[2].count;
     }
 
-    CONV_DEVICE TableEntry entry(int k) const {
+    DEVICE_INLINE TableEntry entry(int k) const {
         if (k >= k_end) return invalid_entry();
         const AxisClass ad = conv_classes[0], ah = conv_classes[1], aw = conv_classes[2];
         const int TV = ad.ntaps * ah.ntaps * aw.ntaps;
@@ -351,7 +341,7 @@ struct BackwardDataProblem {
         return e;
     }
 
-    CONV_DEVICE void load(const TableEntry* table, int) {
+    DEVICE_INLINE void load(const TableEntry* table, int) {
 #pragma unroll
         for (int i = 0; i < A_LOADS; ++i) {
             const int4 e = table[(int)threadIdx.x / BM + i * (THREADS / BM)].pos;
@@ -365,7 +355,7 @@ struct BackwardDataProblem {
             b_staged[i] = w_row >= 0 && i < b_count ? __ldg(weight + w_row + b_off + i * B_STEP * T()) : 0.0f;
     }
 
-    CONV_DEVICE void store(float* a_tile, float* b_tile) const {
+    DEVICE_INLINE void store(float* a_tile, float* b_tile) const {
 #pragma unroll
         for (int i = 0; i < A_LOADS; ++i)
             a_tile[((int)threadIdx.x / BM + i * (THREADS / BM)) * (BM + 4) + (int)threadIdx.x % BM] = a_staged[i];
@@ -374,8 +364,8 @@ struct BackwardDataProblem {
             b_tile[(int)threadIdx.x % CONV_BK * (BN + 4) + (int)threadIdx.x / CONV_BK + i * B_STEP] = b_staged[i];
     }
 
-    CONV_DEVICE float* out() const { return gx + (size_t)slice * s.N * s.C * DHW(); }
-    CONV_DEVICE int row_offset(int m) const {
+    DEVICE_INLINE float* out() const { return gx + (size_t)slice * s.N * s.C * DHW(); }
+    DEVICE_INLINE int row_offset(int m) const {
         if (m >= M) return -1;
         int n, id, ih, iw;
         decompose(m, n, id, ih, iw);
@@ -384,8 +374,8 @@ struct BackwardDataProblem {
         const int w = conv_classes[2].first + iw * s.sw;
         return n * s.C * DHW() + (d * s.H + h) * s.W + w;
     }
-    CONV_DEVICE int col_offset(int c) const { return c < Cg() ? (group * Cg() + c) * DHW() : -1; }
-    CONV_DEVICE float col_bias(int) const { return 0.0f; }
+    DEVICE_INLINE int col_offset(int c) const { return c < Cg() ? (group * Cg() + c) * DHW() : -1; }
+    DEVICE_INLINE float col_bias(int) const { return 0.0f; }
 };
 
 // ---------------------------------------------------------------- backward-filter
@@ -412,13 +402,13 @@ struct BackwardFilterProblem {
     int a_off, a_count;  // this thread's gy channel offset (g·Fg + f)·OP, its A rows in range
     float a_staged[A_LOADS], b_staged[B_LOADS];
 
-    CONV_DEVICE int Cg() const { return s.C / s.groups; }
-    CONV_DEVICE int Fg() const { return s.F / s.groups; }
-    CONV_DEVICE int T() const { return s.KD * s.KH * s.KW; }
-    CONV_DEVICE int NJ() const { return Cg() * T(); }
-    CONV_DEVICE int OP() const { return s.OD * s.OH * s.OW; }
+    DEVICE_INLINE int Cg() const { return s.C / s.groups; }
+    DEVICE_INLINE int Fg() const { return s.F / s.groups; }
+    DEVICE_INLINE int T() const { return s.KD * s.KH * s.KW; }
+    DEVICE_INLINE int NJ() const { return Cg() * T(); }
+    DEVICE_INLINE int OP() const { return s.OD * s.OH * s.OW; }
 
-    CONV_DEVICE BackwardFilterProblem(const float* gy_, const float* x_, float* gW_, const Shape& s_, int k_chunk)
+    DEVICE_INLINE BackwardFilterProblem(const float* gy_, const float* x_, float* gW_, const Shape& s_, int k_chunk)
         : gy(gy_), x(x_), gW(gW_), s(s_) {
         m0 = blockIdx.x * BM;
         n0 = blockIdx.y * BN;
@@ -445,7 +435,7 @@ struct BackwardFilterProblem {
 
     // pos: x offset and coordinates of the window origin of output p in sample n;
     // aux: gy offset of (n, channel 0, p).
-    CONV_DEVICE TableEntry entry(int k) const {
+    DEVICE_INLINE TableEntry entry(int k) const {
         if (k >= k_end) return invalid_entry();
         const int n = k / OP(), p = k - n * OP();
         const int od = p / (s.OH * s.OW), r = p - od * (s.OH * s.OW);
@@ -457,7 +447,7 @@ struct BackwardFilterProblem {
         return e;
     }
 
-    CONV_DEVICE void load(const TableEntry* table, int) {
+    DEVICE_INLINE void load(const TableEntry* table, int) {
         const TableEntry e = table[(int)threadIdx.x % CONV_BK];
 #pragma unroll
         for (int i = 0; i < A_LOADS; ++i)
@@ -471,7 +461,7 @@ struct BackwardFilterProblem {
         }
     }
 
-    CONV_DEVICE void store(float* a_tile, float* b_tile) const {
+    DEVICE_INLINE void store(float* a_tile, float* b_tile) const {
 #pragma unroll
         for (int i = 0; i < A_LOADS; ++i)
             a_tile[(int)threadIdx.x % CONV_BK * (BM + 4) + (int)threadIdx.x / CONV_BK + i * STEP] = a_staged[i];
@@ -480,10 +470,10 @@ struct BackwardFilterProblem {
             b_tile[(int)threadIdx.x % CONV_BK * (BN + 4) + (int)threadIdx.x / CONV_BK + i * STEP] = b_staged[i];
     }
 
-    CONV_DEVICE float* out() const { return gW + (size_t)slice * s.F * NJ(); }
-    CONV_DEVICE int row_offset(int f) const { return f < Fg() ? (group * Fg() + f) * NJ() : -1; }
-    CONV_DEVICE int col_offset(int j) const { return j < NJ() ? j : -1; }
-    CONV_DEVICE float col_bias(int) const { return 0.0f; }
+    DEVICE_INLINE float* out() const { return gW + (size_t)slice * s.F * NJ(); }
+    DEVICE_INLINE int row_offset(int f) const { return f < Fg() ? (group * Fg() + f) * NJ() : -1; }
+    DEVICE_INLINE int col_offset(int j) const { return j < NJ() ? j : -1; }
+    DEVICE_INLINE float col_bias(int) const { return 0.0f; }
 };
 
 // ---------------------------------------------------------------- the shared main loop
@@ -494,7 +484,7 @@ struct BackwardFilterProblem {
 // before step s is multiplied and stored after, one barrier per step. The k table is
 // double-buffered too and filled two steps ahead by 8 lanes of a rotating warp.
 template <class Problem, int BM, int BN, int WM, int WN>
-CONV_DEVICE void implicit_gemm(Problem& p) {
+DEVICE_INLINE void implicit_gemm(Problem& p) {
     constexpr int BK = CONV_BK;
     constexpr int WARPS_N = BN / WN;
     constexpr int THREADS = 32 * (BM / WM) * WARPS_N;
@@ -509,7 +499,7 @@ CONV_DEVICE void implicit_gemm(Problem& p) {
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
     const int tm = (warp / WARPS_N) * WM + (lane / 4) * 4;  // first tile row of this thread
     const int tn = (warp % WARPS_N) * WN + (lane % 4) * 4;  // first tile column
-    const int steps = k_steps(p.k_end - p.k_begin);
+    const int steps = k_steps(p.k_end - p.k_begin, CONV_BK);
 
     float acc[4 * MC][4 * NC];
 #pragma unroll
@@ -635,50 +625,66 @@ CONV_DEVICE void implicit_gemm(Problem& p) {
 // __launch_bounds__ gives every tile at most 128 registers per thread (2048 threads per
 // SM / 16 warps resident), which the 8×8 tiles need.
 //
-// conv_fwd_f32_<tile>(x, weight, bias, y, shape, k_chunk)
+// conv_forward_f32_<tile>(x, weight, bias, y, shape, k_chunk)
 //   y[n, f, o] = Σ over the K slice of blockIdx.z (+ bias[f] when bias != NULL).
 //   Launch: grid (ceil(N·OD·OH·OW / BM), ceil(Fg / BN), groups · slices), block THREADS.
 //   With slices > 1, y is a (slices, N, F, OD, OH, OW) buffer and bias must be NULL.
-// conv_bwd_data_f32_<tile>(gy, weight, gx, shape, k_chunk)
+// conv_backward_data_f32_<tile>(gy, weight, gx, shape, k_chunk)
 //   gx[n, c, i] = Σ over the slice of the class's K = Fg·(valid taps).
 //   Launch: grid (ceil(max class rows / BM), ceil(Cg / BN), S_d·S_h·S_w · groups · slices),
 //   block THREADS; gx (slices, N, C, D, H, W) with slices > 1. Blocks past their class's
 //   rows return at once; every position is written by exactly one block per slice.
-// conv_bwd_filter_f32_<tile>(gy, x, gW, shape, k_chunk)
+// conv_backward_filter_f32_<tile>(gy, x, gW, shape, k_chunk)
 //   gW[f, c, t] = Σ over the slice of K = N·OD·OH·OW.
 //   Launch: grid (ceil(Fg / BM), ceil(Cg·T / BN), groups · slices), block THREADS; gW
 //   (slices, F, Cg, KD, KH, KW) with slices > 1.
-#define CONV_IGEMM_ENTRIES(TILE, BM, BN, WM, WN, MIN_BLOCKS)                                                       \
-    extern "C" __global__ void __launch_bounds__(CONV_THREADS(BM, BN, WM, WN), MIN_BLOCKS) conv_fwd_f32_##TILE(   \
-        const float* __restrict__ x, const float* __restrict__ weight, const float* __restrict__ bias,           \
-        float* __restrict__ y, CONV_SHAPE_PARAMS, int k_chunk) {                                                 \
+#define CONV_FORWARD_ENTRY(NAME, BM, BN, WM, WN, MIN_BLOCKS)                                                   \
+    extern "C" __global__ void __launch_bounds__(CONV_THREADS(BM, BN, WM, WN), MIN_BLOCKS)                       \
+        NAME(const float* __restrict__ x, const float* __restrict__ weight, const float* __restrict__ bias,      \
+             float* __restrict__ y, CONV_SHAPE_PARAMS, int k_chunk) {                                            \
         ForwardProblem<BM, BN, CONV_THREADS(BM, BN, WM, WN)> p(x, weight, bias, y, make_shape(CONV_SHAPE_ARGS),  \
                                                                k_chunk);                                         \
         implicit_gemm<decltype(p), BM, BN, WM, WN>(p);                                                           \
-    }                                                                                                            \
+    }
+#define CONV_BACKWARD_DATA_ENTRY(NAME, BM, BN, WM, WN, MIN_BLOCKS)                                             \
     extern "C" __global__ void __launch_bounds__(CONV_THREADS(BM, BN, WM, WN), MIN_BLOCKS)                       \
-        conv_bwd_data_f32_##TILE(const float* __restrict__ gy, const float* __restrict__ weight,                  \
-                                 float* __restrict__ gx, CONV_SHAPE_PARAMS, int k_chunk) {                        \
+        NAME(const float* __restrict__ gy, const float* __restrict__ weight, float* __restrict__ gx,             \
+             CONV_SHAPE_PARAMS, int k_chunk) {                                                                   \
         BackwardDataProblem<BM, BN, CONV_THREADS(BM, BN, WM, WN)> p(gy, weight, gx, make_shape(CONV_SHAPE_ARGS), \
                                                                     k_chunk);                                    \
         if (!p.has_rows()) return;                                                                               \
         implicit_gemm<decltype(p), BM, BN, WM, WN>(p);                                                           \
-    }                                                                                                            \
+    }
+#define CONV_BACKWARD_FILTER_ENTRY(NAME, BM, BN, WM, WN, MIN_BLOCKS)                                           \
     extern "C" __global__ void __launch_bounds__(CONV_THREADS(BM, BN, WM, WN), MIN_BLOCKS)                       \
-        conv_bwd_filter_f32_##TILE(const float* __restrict__ gy, const float* __restrict__ x,                     \
-                                   float* __restrict__ gW, CONV_SHAPE_PARAMS, int k_chunk) {                      \
+        NAME(const float* __restrict__ gy, const float* __restrict__ x, float* __restrict__ gW,                   \
+             CONV_SHAPE_PARAMS, int k_chunk) {                                                                   \
         BackwardFilterProblem<BM, BN, CONV_THREADS(BM, BN, WM, WN)> p(gy, x, gW, make_shape(CONV_SHAPE_ARGS),    \
                                                                       k_chunk);                                  \
         implicit_gemm<decltype(p), BM, BN, WM, WN>(p);                                                           \
     }
 
-CONV_IGEMM_ENTRIES(128x128, 128, 128, 64, 32, 2)
-CONV_IGEMM_ENTRIES(128x64, 128, 64, 64, 32, 4)
-CONV_IGEMM_ENTRIES(64x64, 64, 64, 32, 32, 4)
-CONV_IGEMM_ENTRIES(128x32, 128, 32, 32, 32, 4)
-CONV_IGEMM_ENTRIES(128x16, 128, 16, 32, 16, 4)
-CONV_IGEMM_ENTRIES(32x32, 32, 32, 32, 16, 8)
-CONV_IGEMM_ENTRIES(32x16, 32, 16, 32, 16, 16)
+CONV_FORWARD_ENTRY(conv_forward_f32_128x128, 128, 128, 64, 32, 2)
+CONV_FORWARD_ENTRY(conv_forward_f32_128x64, 128, 64, 64, 32, 4)
+CONV_FORWARD_ENTRY(conv_forward_f32_64x64, 64, 64, 32, 32, 4)
+CONV_FORWARD_ENTRY(conv_forward_f32_128x32, 128, 32, 32, 32, 4)
+CONV_FORWARD_ENTRY(conv_forward_f32_128x16, 128, 16, 32, 16, 4)
+CONV_FORWARD_ENTRY(conv_forward_f32_32x32, 32, 32, 32, 16, 8)
+CONV_FORWARD_ENTRY(conv_forward_f32_32x16, 32, 16, 32, 16, 16)
+CONV_BACKWARD_DATA_ENTRY(conv_backward_data_f32_128x128, 128, 128, 64, 32, 2)
+CONV_BACKWARD_DATA_ENTRY(conv_backward_data_f32_128x64, 128, 64, 64, 32, 4)
+CONV_BACKWARD_DATA_ENTRY(conv_backward_data_f32_64x64, 64, 64, 32, 32, 4)
+CONV_BACKWARD_DATA_ENTRY(conv_backward_data_f32_128x32, 128, 32, 32, 32, 4)
+CONV_BACKWARD_DATA_ENTRY(conv_backward_data_f32_128x16, 128, 16, 32, 16, 4)
+CONV_BACKWARD_DATA_ENTRY(conv_backward_data_f32_32x32, 32, 32, 32, 16, 8)
+CONV_BACKWARD_DATA_ENTRY(conv_backward_data_f32_32x16, 32, 16, 32, 16, 16)
+CONV_BACKWARD_FILTER_ENTRY(conv_backward_filter_f32_128x128, 128, 128, 64, 32, 2)
+CONV_BACKWARD_FILTER_ENTRY(conv_backward_filter_f32_128x64, 128, 64, 64, 32, 4)
+CONV_BACKWARD_FILTER_ENTRY(conv_backward_filter_f32_64x64, 64, 64, 32, 32, 4)
+CONV_BACKWARD_FILTER_ENTRY(conv_backward_filter_f32_128x32, 128, 32, 32, 32, 4)
+CONV_BACKWARD_FILTER_ENTRY(conv_backward_filter_f32_128x16, 128, 16, 32, 16, 4)
+CONV_BACKWARD_FILTER_ENTRY(conv_backward_filter_f32_32x32, 32, 32, 32, 16, 8)
+CONV_BACKWARD_FILTER_ENTRY(conv_backward_filter_f32_32x16, 32, 16, 32, 16, 16)
 
 // conv_splitk_reduce_f32: out[i] = Σ_{z < slices} partial[z·total + i] (+ bias[(i / inner) % channels])
 // for i < total, summing z in order (deterministic).
@@ -687,8 +693,7 @@ extern "C" __global__ void conv_splitk_reduce_f32(const float* __restrict__ part
                                                   const float* __restrict__ bias, int total, int slices, int inner,
                                                   int channels) {
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
-        float sum = 0.0f;
-        for (int z = 0; z < slices; ++z) sum += partial[(size_t)z * total + i];
+        float sum = sum_of_slices(partial, slices, total, i);
         if (bias != nullptr) sum += bias[i / inner % channels];
         out[i] = sum;
     }
@@ -710,7 +715,7 @@ struct PlaneTile {
     int plane, row0, col0;
 };
 
-CONV_DEVICE PlaneTile plane_tile(int rows, int cols, int tile_h, int tile_w) {
+DEVICE_INLINE PlaneTile plane_tile(int rows, int cols, int tile_h, int tile_w) {
     const int tiles_w = ceil_div(cols, tile_w), tiles_h = ceil_div(rows, tile_h);
     int t = blockIdx.x;
     PlaneTile p;
@@ -722,12 +727,12 @@ CONV_DEVICE PlaneTile plane_tile(int rows, int cols, int tile_h, int tile_w) {
 }
 
 // Input rows and columns a tile of tile_h × tile_w outputs reads (halo included).
-CONV_DEVICE int halo_extent(int tile, int stride, int taps, int dilation) {
+DEVICE_INLINE int halo_extent(int tile, int stride, int taps, int dilation) {
     return (tile - 1) * stride + (taps - 1) * dilation + 1;
 }
 
 // tile[kd][r][q] = x[n, c, od·S − P + kd·Dl, row0·S − P + r, col0·S − P + q], zero outside.
-CONV_DEVICE void load_input_tile(float* tile, const float* __restrict__ x_nc, const Shape& s, int od, int oh0,
+DEVICE_INLINE void load_input_tile(float* tile, const float* __restrict__ x_nc, const Shape& s, int od, int oh0,
                                  int ow0, int rows, int cols) {
     const int ih0 = oh0 * s.sh - s.ph, iw0 = ow0 * s.sw - s.pw;
     for (int e = threadIdx.x; e < s.KD * rows * cols; e += blockDim.x) {
@@ -738,11 +743,11 @@ CONV_DEVICE void load_input_tile(float* tile, const float* __restrict__ x_nc, co
     }
 }
 
-// conv_depthwise_fwd_f32(x, weight, bias, y, shape, tile_h, tile_w)
+// conv_depthwise_forward_f32(x, weight, bias, y, shape, tile_h, tile_w)
 //   y[n, c·M + j, o] = Σ_t W[c·M + j, 0, t] · x[n, c, o·S − P + t·Dl] (+ bias).
 //   Grid (OD · ceil(OH / tile_h) · ceil(OW / tile_w), C, N).
 //   Shared memory: (KD · rows · cols + M · T) floats, rows and cols the halo extents.
-extern "C" __global__ void __launch_bounds__(256) conv_depthwise_fwd_f32(
+extern "C" __global__ void __launch_bounds__(256) conv_depthwise_forward_f32(
     const float* __restrict__ x, const float* __restrict__ weight, const float* __restrict__ bias,
     float* __restrict__ y, CONV_SHAPE_PARAMS, int tile_h, int tile_w) {
     const Shape s = make_shape(CONV_SHAPE_ARGS);
@@ -751,7 +756,7 @@ extern "C" __global__ void __launch_bounds__(256) conv_depthwise_fwd_f32(
     const PlaneTile pt = plane_tile(s.OH, s.OW, tile_h, tile_w);
     const int rows = halo_extent(tile_h, s.sh, s.KH, s.dh), cols = halo_extent(tile_w, s.sw, s.KW, s.dw);
 
-    extern __shared__ float4 depthwise_shared[];
+    DYNAMIC_SHARED(float4, depthwise_shared);
     float* tile = reinterpret_cast<float*>(depthwise_shared);
     float* taps = tile + s.KD * rows * cols;
     if (dynamic_shared_bytes() < (unsigned)(s.KD * rows * cols + mult * T) * 4u) __trap();
@@ -792,7 +797,7 @@ extern "C" __global__ void __launch_bounds__(256) conv_depthwise_fwd_f32(
     }
 }
 
-// conv_depthwise_bwd_data_f32(gy, weight, gx, shape, tile_h, tile_w)
+// conv_depthwise_backward_data_f32(gy, weight, gx, shape, tile_h, tile_w)
 //   gx[n, c, i] = Σ_j Σ_t W[c·M + j, 0, t] · gy[n, c·M + j, (i + P − t·Dl) / S] over the taps
 //   where the division is exact and lands inside the output.
 //   Grid (D · ceil(H / tile_h) · ceil(W / tile_w), C, N); tiles over input positions.
@@ -800,7 +805,7 @@ extern "C" __global__ void __launch_bounds__(256) conv_depthwise_fwd_f32(
 //   EH = ((tile_h − 1) + (KH − 1)·Dl_h) / S_h + 1, EW likewise: the outputs the tile reaches.
 // Writing i + P = S·Q + R and t·Dl = S·q + ρ, tap t reaches output Q − q exactly when ρ = R,
 // so the inner loop compares residues instead of dividing.
-extern "C" __global__ void __launch_bounds__(256) conv_depthwise_bwd_data_f32(
+extern "C" __global__ void __launch_bounds__(256) conv_depthwise_backward_data_f32(
     const float* __restrict__ gy, const float* __restrict__ weight, float* __restrict__ gx, CONV_SHAPE_PARAMS,
     int tile_h, int tile_w) {
     const Shape s = make_shape(CONV_SHAPE_ARGS);
@@ -817,7 +822,7 @@ extern "C" __global__ void __launch_bounds__(256) conv_depthwise_bwd_data_f32(
     const int ow0 = -floor_div(-(pt.col0 + s.pw - (s.KW - 1) * s.dw), s.sw);
     const int reach = ED * EH * EW;
 
-    extern __shared__ float4 depthwise_shared[];
+    DYNAMIC_SHARED(float4, depthwise_shared);
     float* gy_tile = reinterpret_cast<float*>(depthwise_shared);
     float* taps = gy_tile + mult * reach;
     if (dynamic_shared_bytes() < (unsigned)(mult * reach + mult * T) * 4u) __trap();
@@ -903,7 +908,7 @@ extern "C" __global__ void __launch_bounds__(256) conv_depthwise_bwd_data_f32(
         if (out_off[r] >= 0) gx_nc[out_off[r]] = acc[r];
 }
 
-// conv_depthwise_bwd_filter_f32(gy, x, partial, shape, tile_h, tile_w)
+// conv_depthwise_backward_filter_f32(gy, x, partial, shape, tile_h, tile_w)
 //   partial[z, c·M + j, t] = Σ_{o in tile} gy[n, c·M + j, o] · x[n, c, o·S − P + t·Dl] with
 //   z = n · gridDim.x + blockIdx.x; conv_splitk_reduce_f32 then sums the N · gridDim.x slices.
 //   Grid as forward. Shared memory: (KD · rows · cols + M · V + V + max(M · T, blockDim.x))
@@ -911,7 +916,7 @@ extern "C" __global__ void __launch_bounds__(256) conv_depthwise_bwd_data_f32(
 //   input-tile offsets, and per-thread partial sums.
 // Thread u sums one (j, t) pair over every G-th valid position, G = max(1, blockDim.x / (M·T)),
 // then the G partial sums of each pair are added in a fixed order.
-extern "C" __global__ void __launch_bounds__(256) conv_depthwise_bwd_filter_f32(
+extern "C" __global__ void __launch_bounds__(256) conv_depthwise_backward_filter_f32(
     const float* __restrict__ gy, const float* __restrict__ x, float* __restrict__ partial, CONV_SHAPE_PARAMS,
     int tile_h, int tile_w) {
     const Shape s = make_shape(CONV_SHAPE_ARGS);
@@ -924,7 +929,7 @@ extern "C" __global__ void __launch_bounds__(256) conv_depthwise_bwd_filter_f32(
     const int pairs = mult * T;
     const int G = max(1, (int)blockDim.x / pairs);
 
-    extern __shared__ float4 depthwise_shared[];
+    DYNAMIC_SHARED(float4, depthwise_shared);
     float* tile = reinterpret_cast<float*>(depthwise_shared);
     float* gy_tile = tile + s.KD * rows * cols;
     int* in_off = reinterpret_cast<int*>(gy_tile + mult * V);

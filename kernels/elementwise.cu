@@ -1,9 +1,6 @@
 // elementwise.cu: activations and their gradients, dropout, softmax and log-softmax, the
 // fused losses on logits, and batch normalisation, for cnnkit.
 //
-// Self-contained on purpose (no #include of files on disk): CuPy's kernel cache key
-// hashes this source text, not headers pulled in from elsewhere.
-//
 // Every entry point exists for float (suffix _f32) and double (_f64) and follows the
 // NumPy reference registered under the same op name in cnnkit/ops (activation.py,
 // loss.py, dropout.py, norm.py); the formulas are repeated beside each kernel. Arrays are
@@ -19,81 +16,33 @@
 // squeeze the kernels into 32 registers and spill.
 // Reductions run in a fixed order (no atomics), so every result is reproducible.
 
-#define EW_DEVICE __device__ __forceinline__
+#include "common.cuh"
+
 #define EW_THREADS 256
 #define EW_KERNEL extern "C" __global__ void __launch_bounds__(EW_THREADS, 4)
 
 // ================================================================ common helpers
 
-EW_DEVICE float exp_(float v) { return expf(v); }
-EW_DEVICE double exp_(double v) { return exp(v); }
-EW_DEVICE float expm1_(float v) { return expm1f(v); }
-EW_DEVICE double expm1_(double v) { return expm1(v); }
-EW_DEVICE float log_(float v) { return logf(v); }
-EW_DEVICE double log_(double v) { return log(v); }
-EW_DEVICE float log1p_(float v) { return log1pf(v); }
-EW_DEVICE double log1p_(double v) { return log1p(v); }
-EW_DEVICE float tanh_(float v) { return tanhf(v); }
-EW_DEVICE double tanh_(double v) { return tanh(v); }
-EW_DEVICE float erf_(float v) { return erff(v); }
-EW_DEVICE double erf_(double v) { return erf(v); }
-EW_DEVICE float sqrt_(float v) { return sqrtf(v); }
-EW_DEVICE double sqrt_(double v) { return sqrt(v); }
-EW_DEVICE float abs_(float v) { return fabsf(v); }
-EW_DEVICE double abs_(double v) { return fabs(v); }
+DEVICE_INLINE float exp_(float v) { return expf(v); }
+DEVICE_INLINE double exp_(double v) { return exp(v); }
+DEVICE_INLINE float expm1_(float v) { return expm1f(v); }
+DEVICE_INLINE double expm1_(double v) { return expm1(v); }
+DEVICE_INLINE float log_(float v) { return logf(v); }
+DEVICE_INLINE double log_(double v) { return log(v); }
+DEVICE_INLINE float log1p_(float v) { return log1pf(v); }
+DEVICE_INLINE double log1p_(double v) { return log1p(v); }
+DEVICE_INLINE float tanh_(float v) { return tanhf(v); }
+DEVICE_INLINE double tanh_(double v) { return tanh(v); }
+DEVICE_INLINE float erf_(float v) { return erff(v); }
+DEVICE_INLINE double erf_(double v) { return erf(v); }
+DEVICE_INLINE float abs_(float v) { return fabsf(v); }
+DEVICE_INLINE double abs_(double v) { return fabs(v); }
 
-template <typename T> EW_DEVICE T infinity();
-template <> EW_DEVICE float infinity<float>() { return __int_as_float(0x7f800000); }
-template <> EW_DEVICE double infinity<double>() { return __longlong_as_double(0x7ff0000000000000ll); }
-template <typename T> EW_DEVICE T quiet_nan();
-template <> EW_DEVICE float quiet_nan<float>() { return __int_as_float(0x7fc00000); }
-template <> EW_DEVICE double quiet_nan<double>() { return __longlong_as_double(0x7ff8000000000000ll); }
-
-// 16 bytes of T, loaded and stored with one vector instruction.
-template <typename T>
-struct alignas(16) Pack {
-    static constexpr int N = 16 / sizeof(T);
-    T v[N];
-};
-
-EW_DEVICE bool aligned16(const void* p) { return (reinterpret_cast<unsigned long long>(p) & 15ull) == 0; }
-
-EW_DEVICE long long thread_start() { return (long long)blockIdx.x * blockDim.x + threadIdx.x; }
-EW_DEVICE long long grid_stride() { return (long long)gridDim.x * blockDim.x; }
-
-// Division by a run-time constant d >= 1 with a multiply, an add and a shift (Granlund
-// and Montgomery's round-up method): with l = ceil(log2 d) and
-// mul = floor(2^32 · (2^l − d) / d) + 1, n / d = (umulhi(n, mul) + n) >> l for every
-// n < 2^31 (the sum then cannot overflow). A block sets its divisors up once in shared
-// memory; a division then costs three instructions instead of about twenty.
-struct FastDiv {
-    unsigned mul, shift;
-};
-
-EW_DEVICE FastDiv make_fast_div(int divisor) {
-    const unsigned d = (unsigned)divisor;
-    const unsigned l = 32 - __clz((int)(d - 1));  // __clz(0) = 32, so l = 0 for d = 1
-    // 2^32 · (2^l − d) / d by shift-and-subtract long division; the dividend's high word
-    // 2^l − d is below d, so the quotient fits 32 bits and rem < d <= 2^31 never overflows.
-    unsigned rem = (unsigned)((1ull << l) - d), quotient = 0;
-#pragma unroll 1
-    for (int bit = 0; bit < 32; ++bit) {
-        rem <<= 1;
-        quotient <<= 1;
-        if (rem >= d) {
-            rem -= d;
-            quotient |= 1u;
-        }
-    }
-    return FastDiv{quotient + 1, l};
-}
-
-EW_DEVICE unsigned fast_div(const FastDiv& f, unsigned n) {
-    return ((unsigned)(((unsigned long long)n * f.mul) >> 32) + n) >> f.shift;
-}
+DEVICE_INLINE long long thread_start() { return (long long)blockIdx.x * blockDim.x + threadIdx.x; }
+DEVICE_INLINE long long grid_stride() { return (long long)gridDim.x * blockDim.x; }
 
 // The two divisors a channel lookup needs, set up once per block: c = (i / inner) % C.
-EW_DEVICE void setup_channel_divisors(int inner, int C, FastDiv& by_inner, FastDiv& by_channels) {
+DEVICE_INLINE void setup_channel_divisors(int inner, int C, FastDiv& by_inner, FastDiv& by_channels) {
     __shared__ unsigned muls[2], shifts[2];
     if (threadIdx.x < 2) {
         const FastDiv f = make_fast_div(threadIdx.x == 0 ? inner : C);
@@ -105,7 +54,7 @@ EW_DEVICE void setup_channel_divisors(int inner, int C, FastDiv& by_inner, FastD
     by_channels = FastDiv{muls[1], shifts[1]};
 }
 
-EW_DEVICE int channel_of(unsigned index, const FastDiv& by_inner, const FastDiv& by_channels, int C) {
+DEVICE_INLINE int channel_of(unsigned index, const FastDiv& by_inner, const FastDiv& by_channels, int C) {
     const unsigned q = fast_div(by_inner, index);
     return (int)(q - fast_div(by_channels, q) * (unsigned)C);
 }
@@ -115,7 +64,7 @@ EW_DEVICE int channel_of(unsigned index, const FastDiv& by_inner, const FastDiv&
 // out[i] = f(a[i]), f(a[i], b[i]) or f(a[i], b[i], c[i]) over n elements. With INPUTS < 3
 // the unused pointers are ignored (pass any input).
 template <int INPUTS, typename T, typename F>
-EW_DEVICE void map(const T* __restrict__ a, const T* __restrict__ b, const T* __restrict__ c, T* __restrict__ out,
+DEVICE_INLINE void map(const T* __restrict__ a, const T* __restrict__ b, const T* __restrict__ c, T* __restrict__ out,
                    long long n, F f) {
     constexpr int V = Pack<T>::N;
     const long long start = thread_start(), stride = grid_stride();
@@ -142,7 +91,7 @@ EW_DEVICE void map(const T* __restrict__ a, const T* __restrict__ b, const T* __
 // by most). The comments give the reference's formula.
 
 template <typename T>
-EW_DEVICE T sigmoid_of(T x) {  // 1 / (1 + e^(−x)) from e^(−|x|) <= 1: no overflow
+DEVICE_INLINE T sigmoid_of(T x) {  // 1 / (1 + e^(−x)) from e^(−|x|) <= 1: no overflow
     const T e = exp_(-abs_(x));
     const T r = T(1) / (T(1) + e);
     return x >= T(0) ? r : e * r;
@@ -150,51 +99,51 @@ EW_DEVICE T sigmoid_of(T x) {  // 1 / (1 + e^(−x)) from e^(−|x|) <= 1: no ov
 
 template <typename T> struct Relu {  // max(x, 0), NaN kept
     T alpha;
-    EW_DEVICE T operator()(T x, T, T) const { return x < T(0) ? T(0) : x; }
+    DEVICE_INLINE T operator()(T x, T, T) const { return x < T(0) ? T(0) : x; }
 };
 template <typename T> struct ReluGrad {  // gy · [x > 0], written as a product as the reference
     T alpha;
-    EW_DEVICE T operator()(T x, T gy, T) const { return gy * (x > T(0) ? T(1) : T(0)); }
+    DEVICE_INLINE T operator()(T x, T gy, T) const { return gy * (x > T(0) ? T(1) : T(0)); }
 };
 template <typename T> struct LeakyRelu {  // x for x > 0, α·x otherwise
     T alpha;
-    EW_DEVICE T operator()(T x, T, T) const { return x > T(0) ? x : x * alpha; }
+    DEVICE_INLINE T operator()(T x, T, T) const { return x > T(0) ? x : x * alpha; }
 };
 template <typename T> struct LeakyReluGrad {  // gy for x > 0, α·gy otherwise
     T alpha;
-    EW_DEVICE T operator()(T x, T gy, T) const { return x > T(0) ? gy : gy * alpha; }
+    DEVICE_INLINE T operator()(T x, T gy, T) const { return x > T(0) ? gy : gy * alpha; }
 };
 template <typename T> struct Elu {  // x for x > 0, α·(eˣ − 1) otherwise (NaN lands here)
     T alpha;
-    EW_DEVICE T operator()(T x, T, T) const { return x > T(0) ? x : alpha * expm1_(x); }
+    DEVICE_INLINE T operator()(T x, T, T) const { return x > T(0) ? x : alpha * expm1_(x); }
 };
 template <typename T> struct EluGrad {  // gy for x > 0, gy·(y + α) = gy·α·eˣ otherwise
     T alpha;
-    EW_DEVICE T operator()(T x, T gy, T) const { return x > T(0) ? gy : gy * (alpha * exp_(x)); }
+    DEVICE_INLINE T operator()(T x, T gy, T) const { return x > T(0) ? gy : gy * (alpha * exp_(x)); }
 };
 template <typename T> struct Sigmoid {
     T alpha;
-    EW_DEVICE T operator()(T x, T, T) const { return sigmoid_of(x); }
+    DEVICE_INLINE T operator()(T x, T, T) const { return sigmoid_of(x); }
 };
 template <typename T> struct SigmoidGrad {  // from y: gy · y · (1 − y)
     T alpha;
-    EW_DEVICE T operator()(T y, T gy, T) const { return gy * y * (T(1) - y); }
+    DEVICE_INLINE T operator()(T y, T gy, T) const { return gy * y * (T(1) - y); }
 };
 template <typename T> struct Tanh {
     T alpha;
-    EW_DEVICE T operator()(T x, T, T) const { return tanh_(x); }
+    DEVICE_INLINE T operator()(T x, T, T) const { return tanh_(x); }
 };
 template <typename T> struct TanhGrad {  // from y: gy · (1 − y²)
     T alpha;
-    EW_DEVICE T operator()(T y, T gy, T) const { return gy * (T(1) - y * y); }
+    DEVICE_INLINE T operator()(T y, T gy, T) const { return gy * (T(1) - y * y); }
 };
 template <typename T> struct Silu {  // x · σ(x)
     T alpha;
-    EW_DEVICE T operator()(T x, T, T) const { return x * sigmoid_of(x); }
+    DEVICE_INLINE T operator()(T x, T, T) const { return x * sigmoid_of(x); }
 };
 template <typename T> struct SiluGrad {  // gy · σ(x) · (1 + x · (1 − σ(x)))
     T alpha;
-    EW_DEVICE T operator()(T x, T gy, T) const {
+    DEVICE_INLINE T operator()(T x, T gy, T) const {
         const T s = sigmoid_of(x);
         return gy * s * (T(1) + x * (T(1) - s));
     }
@@ -206,11 +155,11 @@ template <typename T> struct SiluGrad {  // gy · σ(x) · (1 + x · (1 − σ(x
 #define GELU_CUBIC 0.044715
 template <typename T> struct Gelu {  // x · Φ(x), Φ(x) = (1 + erf(x/√2)) / 2
     T alpha;
-    EW_DEVICE T operator()(T x, T, T) const { return T(0.5) * x * (T(1) + erf_(x * T(GELU_SQRT_HALF))); }
+    DEVICE_INLINE T operator()(T x, T, T) const { return T(0.5) * x * (T(1) + erf_(x * T(GELU_SQRT_HALF))); }
 };
 template <typename T> struct GeluGrad {  // gy · (Φ(x) + x · φ(x)), φ(x) = e^(−x²/2)/√(2π)
     T alpha;
-    EW_DEVICE T operator()(T x, T gy, T) const {
+    DEVICE_INLINE T operator()(T x, T gy, T) const {
         const T cdf = T(0.5) * (T(1) + erf_(x * T(GELU_SQRT_HALF)));
         const T pdf = T(GELU_ONE_OVER_SQRT_2PI) * exp_(T(-0.5) * x * x);
         return gy * (cdf + x * pdf);
@@ -218,13 +167,13 @@ template <typename T> struct GeluGrad {  // gy · (Φ(x) + x · φ(x)), φ(x) = 
 };
 template <typename T> struct GeluTanh {  // x/2 · (1 + tanh(√(2/π) · (x + 0.044715 x³)))
     T alpha;
-    EW_DEVICE T operator()(T x, T, T) const {
+    DEVICE_INLINE T operator()(T x, T, T) const {
         return T(0.5) * x * (T(1) + tanh_(T(GELU_SQRT_2_OVER_PI) * (x + T(GELU_CUBIC) * x * x * x)));
     }
 };
 template <typename T> struct GeluTanhGrad {  // gy · ((1 + t)/2 + x/2 · (1 − t²) · u'), t = tanh(u)
     T alpha;
-    EW_DEVICE T operator()(T x, T gy, T) const {
+    DEVICE_INLINE T operator()(T x, T gy, T) const {
         const T t = tanh_(T(GELU_SQRT_2_OVER_PI) * (x + T(GELU_CUBIC) * x * x * x));
         const T du = T(GELU_SQRT_2_OVER_PI) * (T(1) + T(3 * GELU_CUBIC) * x * x);
         return gy * (T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * du);
@@ -232,59 +181,72 @@ template <typename T> struct GeluTanhGrad {  // gy · ((1 + t)/2 + x/2 · (1 −
 };
 template <typename T> struct SigmoidBce {  // max(z, 0) − z·t + log(1 + e^(−|z|))
     T alpha;
-    EW_DEVICE T operator()(T z, T t, T) const { return (z < T(0) ? T(0) : z) - z * t + log1p_(exp_(-abs_(z))); }
+    DEVICE_INLINE T operator()(T z, T t, T) const { return (z < T(0) ? T(0) : z) - z * t + log1p_(exp_(-abs_(z))); }
 };
 template <typename T> struct SigmoidBceGrad {  // (σ(z) − t) · gy
     T alpha;
-    EW_DEVICE T operator()(T z, T t, T gy) const { return (sigmoid_of(z) - t) * gy; }
+    DEVICE_INLINE T operator()(T z, T t, T gy) const { return (sigmoid_of(z) - t) * gy; }
 };
 
 // Forward activations: (x, y, n, alpha) -> y = f(x).
-#define UNARY_ENTRY(NAME, FUNCTOR, SUFFIX, T)                                                          \
-    EW_KERNEL NAME##_##SUFFIX(const T* __restrict__ x, T* __restrict__ y, long long n, double alpha) { \
-        map<1>(x, x, x, y, n, FUNCTOR<T>{(T)alpha});                                                   \
+#define UNARY_ENTRY(NAME, FUNCTOR, T)                                                       \
+    EW_KERNEL NAME(const T* __restrict__ x, T* __restrict__ y, long long n, double alpha) { \
+        map<1>(x, x, x, y, n, FUNCTOR<T>{(T)alpha});                                        \
     }
 // Gradients: (source, gy, gx, n, alpha) -> gx = f'(source) · gy; the source is x or y as
 // the functor's comment says (the wrapper passes the right one).
-#define BINARY_ENTRY(NAME, FUNCTOR, SUFFIX, T)                                                       \
-    EW_KERNEL NAME##_##SUFFIX(const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ out, \
-                              long long n, double alpha) {                                           \
-        map<2>(a, b, a, out, n, FUNCTOR<T>{(T)alpha});                                               \
+#define BINARY_ENTRY(NAME, FUNCTOR, T)                                                                            \
+    EW_KERNEL NAME(const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ out, long long n, double alpha) { \
+        map<2>(a, b, a, out, n, FUNCTOR<T>{(T)alpha});                                                            \
     }
-#define TERNARY_ENTRY(NAME, FUNCTOR, SUFFIX, T)                                                          \
-    EW_KERNEL NAME##_##SUFFIX(const T* __restrict__ a, const T* __restrict__ b, const T* __restrict__ c, \
-                              T* __restrict__ out, long long n) {                                        \
+#define TERNARY_ENTRY(NAME, FUNCTOR, T)                                                                  \
+    EW_KERNEL NAME(const T* __restrict__ a, const T* __restrict__ b, const T* __restrict__ c,            \
+                   T* __restrict__ out, long long n) {                                                   \
         map<3>(a, b, c, out, n, FUNCTOR<T>{T(0)});                                                       \
     }
 
-#define ACTIVATION_ENTRIES(SUFFIX, T)                       \
-    UNARY_ENTRY(relu, Relu, SUFFIX, T)                      \
-    BINARY_ENTRY(relu_grad, ReluGrad, SUFFIX, T)            \
-    UNARY_ENTRY(leaky_relu, LeakyRelu, SUFFIX, T)           \
-    BINARY_ENTRY(leaky_relu_grad, LeakyReluGrad, SUFFIX, T) \
-    UNARY_ENTRY(elu, Elu, SUFFIX, T)                        \
-    BINARY_ENTRY(elu_grad, EluGrad, SUFFIX, T)              \
-    UNARY_ENTRY(sigmoid, Sigmoid, SUFFIX, T)                \
-    BINARY_ENTRY(sigmoid_grad, SigmoidGrad, SUFFIX, T)      \
-    UNARY_ENTRY(tanh, Tanh, SUFFIX, T)                      \
-    BINARY_ENTRY(tanh_grad, TanhGrad, SUFFIX, T)            \
-    UNARY_ENTRY(silu, Silu, SUFFIX, T)                      \
-    BINARY_ENTRY(silu_grad, SiluGrad, SUFFIX, T)            \
-    UNARY_ENTRY(gelu, Gelu, SUFFIX, T)                      \
-    BINARY_ENTRY(gelu_grad, GeluGrad, SUFFIX, T)            \
-    UNARY_ENTRY(gelu_tanh, GeluTanh, SUFFIX, T)             \
-    BINARY_ENTRY(gelu_tanh_grad, GeluTanhGrad, SUFFIX, T)   \
-    BINARY_ENTRY(sigmoid_bce, SigmoidBce, SUFFIX, T)        \
-    TERNARY_ENTRY(sigmoid_bce_grad, SigmoidBceGrad, SUFFIX, T)
-
-ACTIVATION_ENTRIES(f32, float)
-ACTIVATION_ENTRIES(f64, double)
+UNARY_ENTRY(relu_f32, Relu, float)
+BINARY_ENTRY(relu_grad_f32, ReluGrad, float)
+UNARY_ENTRY(leaky_relu_f32, LeakyRelu, float)
+BINARY_ENTRY(leaky_relu_grad_f32, LeakyReluGrad, float)
+UNARY_ENTRY(elu_f32, Elu, float)
+BINARY_ENTRY(elu_grad_f32, EluGrad, float)
+UNARY_ENTRY(sigmoid_f32, Sigmoid, float)
+BINARY_ENTRY(sigmoid_grad_f32, SigmoidGrad, float)
+UNARY_ENTRY(tanh_f32, Tanh, float)
+BINARY_ENTRY(tanh_grad_f32, TanhGrad, float)
+UNARY_ENTRY(silu_f32, Silu, float)
+BINARY_ENTRY(silu_grad_f32, SiluGrad, float)
+UNARY_ENTRY(gelu_f32, Gelu, float)
+BINARY_ENTRY(gelu_grad_f32, GeluGrad, float)
+UNARY_ENTRY(gelu_tanh_f32, GeluTanh, float)
+BINARY_ENTRY(gelu_tanh_grad_f32, GeluTanhGrad, float)
+BINARY_ENTRY(sigmoid_bce_f32, SigmoidBce, float)
+TERNARY_ENTRY(sigmoid_bce_grad_f32, SigmoidBceGrad, float)
+UNARY_ENTRY(relu_f64, Relu, double)
+BINARY_ENTRY(relu_grad_f64, ReluGrad, double)
+UNARY_ENTRY(leaky_relu_f64, LeakyRelu, double)
+BINARY_ENTRY(leaky_relu_grad_f64, LeakyReluGrad, double)
+UNARY_ENTRY(elu_f64, Elu, double)
+BINARY_ENTRY(elu_grad_f64, EluGrad, double)
+UNARY_ENTRY(sigmoid_f64, Sigmoid, double)
+BINARY_ENTRY(sigmoid_grad_f64, SigmoidGrad, double)
+UNARY_ENTRY(tanh_f64, Tanh, double)
+BINARY_ENTRY(tanh_grad_f64, TanhGrad, double)
+UNARY_ENTRY(silu_f64, Silu, double)
+BINARY_ENTRY(silu_grad_f64, SiluGrad, double)
+UNARY_ENTRY(gelu_f64, Gelu, double)
+BINARY_ENTRY(gelu_grad_f64, GeluGrad, double)
+UNARY_ENTRY(gelu_tanh_f64, GeluTanh, double)
+BINARY_ENTRY(gelu_tanh_grad_f64, GeluTanhGrad, double)
+BINARY_ENTRY(sigmoid_bce_f64, SigmoidBce, double)
+TERNARY_ENTRY(sigmoid_bce_grad_f64, SigmoidBceGrad, double)
 
 // ================================================================ dropout
 
 // Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC 2011):
 // four independent 32-bit random words from a 128-bit counter and a 64-bit key.
-EW_DEVICE void philox4x32_10(unsigned (&c)[4], unsigned k0, unsigned k1) {
+DEVICE_INLINE void philox4x32_10(unsigned (&c)[4], unsigned k0, unsigned k1) {
 #pragma unroll
     for (int round = 0; round < 10; ++round) {
         if (round > 0) {
@@ -308,8 +270,8 @@ EW_DEVICE void philox4x32_10(unsigned (&c)[4], unsigned k0, unsigned k1) {
 // threshold = ceil(rate · 2^32) an element is dropped with probability rate (to 2^-32), and
 // scale = 1/(1 − rate). The mask depends only on (seed, stream, i): any grid gives the same bits.
 template <typename T>
-EW_DEVICE void dropout(const T* __restrict__ x, T* __restrict__ y, T* __restrict__ mask, long long n,
-                       unsigned long long seed, unsigned long long stream, unsigned threshold, double scale) {
+DEVICE_INLINE void dropout(const T* __restrict__ x, T* __restrict__ y, T* __restrict__ mask, long long n,
+                           unsigned long long seed, unsigned long long stream, unsigned threshold, double scale) {
     constexpr int V = Pack<T>::N;  // 4 floats or 2 doubles: one or two packs per quad
     const T keep = T(scale);
     const bool vector = aligned16(x) && aligned16(y) && aligned16(mask);
@@ -344,14 +306,13 @@ EW_DEVICE void dropout(const T* __restrict__ x, T* __restrict__ y, T* __restrict
     }
 }
 
-#define DROPOUT_ENTRY(SUFFIX, T)                                                                              \
-    EW_KERNEL dropout_##SUFFIX(const T* __restrict__ x, T* __restrict__ y, T* __restrict__ mask, long long n, \
-                               unsigned long long seed, unsigned long long stream, unsigned threshold,        \
-                               double scale) {                                                                \
-        dropout(x, y, mask, n, seed, stream, threshold, scale);                                               \
+#define DROPOUT_ENTRY(NAME, T)                                                                          \
+    EW_KERNEL NAME(const T* __restrict__ x, T* __restrict__ y, T* __restrict__ mask, long long n,       \
+                   unsigned long long seed, unsigned long long stream, unsigned threshold, double scale) { \
+        dropout(x, y, mask, n, seed, stream, threshold, scale);                                         \
     }
-DROPOUT_ENTRY(f32, float)
-DROPOUT_ENTRY(f64, double)
+DROPOUT_ENTRY(dropout_f32, float)
+DROPOUT_ENTRY(dropout_f64, double)
 
 // ================================================================ reductions within a row
 
@@ -360,7 +321,7 @@ DROPOUT_ENTRY(f64, double)
 // every lane, and the block stage merges the warps in a fixed order, so every thread of
 // the group ends with the identical result. `shared` holds 2 · (GROUP / 32) values.
 template <int GROUP, typename T, typename Merge>
-EW_DEVICE void group_reduce(T& a, T& b, Merge merge, T* shared) {
+DEVICE_INLINE void group_reduce(T& a, T& b, Merge merge, T* shared) {
 #pragma unroll
     for (int offset = 16; offset > 0; offset >>= 1) {
         const T a2 = __shfl_xor_sync(0xffffffffu, a, offset);
@@ -383,7 +344,7 @@ EW_DEVICE void group_reduce(T& a, T& b, Merge merge, T* shared) {
 
 struct SumMerge {
     template <typename T>
-    EW_DEVICE void operator()(T& a, T& b, T a2, T b2) const {
+    DEVICE_INLINE void operator()(T& a, T& b, T a2, T b2) const {
         a += a2;
         b += b2;
     }
@@ -394,7 +355,7 @@ struct SumMerge {
 // values add nothing, so a row of −inf keeps s = 0 and its outputs come out NaN from
 // (−inf) − (−inf), as the reference's.
 template <typename T>
-EW_DEVICE void push_max_sum(T& m, T& s, T v) {
+DEVICE_INLINE void push_max_sum(T& m, T& s, T v) {
     if (v > m) {
         s = s * exp_(m - v) + T(1);
         m = v;
@@ -405,7 +366,7 @@ EW_DEVICE void push_max_sum(T& m, T& s, T v) {
 
 struct MaxSumMerge {
     template <typename T>
-    EW_DEVICE void operator()(T& m, T& s, T m2, T s2) const {
+    DEVICE_INLINE void operator()(T& m, T& s, T m2, T s2) const {
         const T top = m2 > m ? m2 : m;
         s = s * (m == top ? T(1) : exp_(m - top)) + s2 * (m2 == top ? T(1) : exp_(m2 - top));
         m = top;
@@ -415,7 +376,7 @@ struct MaxSumMerge {
 // The row's (m, log-sum) after a group reduction. A +inf maximum makes the whole row
 // NaN, as the reference's inf − inf does.
 template <int GROUP, typename T>
-EW_DEVICE void row_max_sum(const T* __restrict__ row, int cols, int lane, T* shared, T& m, T& s) {
+DEVICE_INLINE void row_max_sum(const T* __restrict__ row, int cols, int lane, T* shared, T& m, T& s) {
     m = -infinity<T>();
     s = T(0);
     for (int j = lane; j < cols; j += GROUP) push_max_sum(m, s, row[j]);
@@ -436,7 +397,7 @@ EW_DEVICE void row_max_sum(const T* __restrict__ row, int cols, int lane, T* sha
 // log_softmax: y = (x − m) − log Σ e^(x − m)
 // over the last axis, rows of `cols` values.
 template <typename T, int GROUP, bool LOG>
-EW_DEVICE void softmax_rows(const T* __restrict__ x, T* __restrict__ y, long long rows, int cols) {
+DEVICE_INLINE void softmax_rows(const T* __restrict__ x, T* __restrict__ y, long long rows, int cols) {
     __shared__ T shared[2 * EW_THREADS / 32];
     FOR_EACH_ROW(row, rows) {
         const T* __restrict__ xr = x + row * cols;
@@ -452,7 +413,7 @@ EW_DEVICE void softmax_rows(const T* __restrict__ x, T* __restrict__ y, long lon
 // (outer, inner) column, reading its C values `inner` apart (adjacent threads, adjacent
 // columns: coalesced).
 template <typename T, bool LOG>
-EW_DEVICE void softmax_strided(const T* __restrict__ x, T* __restrict__ y, long long columns, int C, int inner) {
+DEVICE_INLINE void softmax_strided(const T* __restrict__ x, T* __restrict__ y, long long columns, int C, int inner) {
     for (long long col = thread_start(); col < columns; col += grid_stride()) {
         const long long o = col / inner;
         const long long base = o * C * inner + (col - o * inner);
@@ -472,7 +433,7 @@ EW_DEVICE void softmax_strided(const T* __restrict__ x, T* __restrict__ y, long 
 // Class-index targets: loss_n = log Σ_j e^(z_nj − m) − (z_n,t − m), probs = softmax(z).
 // A target outside [0, cols) gives a NaN loss (the reference would raise or wrap).
 template <typename T, int GROUP>
-EW_DEVICE void xent_index(const T* __restrict__ z, const long long* __restrict__ target, T* __restrict__ loss,
+DEVICE_INLINE void xent_index(const T* __restrict__ z, const long long* __restrict__ target, T* __restrict__ loss,
                           T* __restrict__ probs, long long rows, int cols) {
     __shared__ T shared[2 * EW_THREADS / 32];
     FOR_EACH_ROW(row, rows) {
@@ -490,7 +451,7 @@ EW_DEVICE void xent_index(const T* __restrict__ z, const long long* __restrict__
 
 // Probability targets: loss_n = log(Σ_j e^(z_nj − m)) · Σ_j t_nj − Σ_j t_nj (z_nj − m).
 template <typename T, int GROUP>
-EW_DEVICE void xent_prob(const T* __restrict__ z, const T* __restrict__ target, T* __restrict__ loss,
+DEVICE_INLINE void xent_prob(const T* __restrict__ z, const T* __restrict__ target, T* __restrict__ loss,
                          T* __restrict__ probs, long long rows, int cols) {
     __shared__ T shared[2 * EW_THREADS / 32];
     FOR_EACH_ROW(row, rows) {
@@ -514,7 +475,7 @@ EW_DEVICE void xent_prob(const T* __restrict__ z, const T* __restrict__ target, 
 // Gradient, class indices: g_nj = (p_nj − [j = t_n]) · gy_n, one thread per element
 // (rows · cols < 2^31). A target outside [0, cols) makes its row NaN.
 template <typename T>
-EW_DEVICE void xent_grad_index(const T* __restrict__ probs, const long long* __restrict__ target,
+DEVICE_INLINE void xent_grad_index(const T* __restrict__ probs, const long long* __restrict__ target,
                                const T* __restrict__ gy, T* __restrict__ g, long long n, int cols) {
     __shared__ unsigned mul, shift;
     if (threadIdx.x == 0) {
@@ -535,7 +496,7 @@ EW_DEVICE void xent_grad_index(const T* __restrict__ probs, const long long* __r
 
 // Gradient, probability targets: g_nj = (p_nj · Σ_k t_nk − t_nj) · gy_n.
 template <typename T, int GROUP>
-EW_DEVICE void xent_grad_prob(const T* __restrict__ probs, const T* __restrict__ target, const T* __restrict__ gy,
+DEVICE_INLINE void xent_grad_prob(const T* __restrict__ probs, const T* __restrict__ target, const T* __restrict__ gy,
                               T* __restrict__ g, long long rows, int cols) {
     __shared__ T shared[2 * EW_THREADS / 32];
     FOR_EACH_ROW(row, rows) {
@@ -551,49 +512,62 @@ EW_DEVICE void xent_grad_prob(const T* __restrict__ probs, const T* __restrict__
     }
 }
 
-#define ROW_ENTRIES(SUFFIX, T, VARIANT, GROUP)                                                                 \
-    EW_KERNEL softmax_##VARIANT##_##SUFFIX(const T* __restrict__ x, T* __restrict__ y, long long rows,         \
-                                           int cols) {                                                         \
-        softmax_rows<T, GROUP, false>(x, y, rows, cols);                                                       \
-    }                                                                                                          \
-    EW_KERNEL log_softmax_##VARIANT##_##SUFFIX(const T* __restrict__ x, T* __restrict__ y, long long rows,     \
-                                               int cols) {                                                     \
-        softmax_rows<T, GROUP, true>(x, y, rows, cols);                                                        \
-    }                                                                                                          \
-    EW_KERNEL xent_index_##VARIANT##_##SUFFIX(const T* __restrict__ z, const long long* __restrict__ target,   \
-                                              T* __restrict__ loss, T* __restrict__ probs, long long rows,     \
-                                              int cols) {                                                      \
-        xent_index<T, GROUP>(z, target, loss, probs, rows, cols);                                              \
-    }                                                                                                          \
-    EW_KERNEL xent_prob_##VARIANT##_##SUFFIX(const T* __restrict__ z, const T* __restrict__ target,            \
-                                             T* __restrict__ loss, T* __restrict__ probs, long long rows,      \
-                                             int cols) {                                                       \
-        xent_prob<T, GROUP>(z, target, loss, probs, rows, cols);                                               \
-    }                                                                                                          \
-    EW_KERNEL xent_grad_prob_##VARIANT##_##SUFFIX(const T* __restrict__ probs, const T* __restrict__ target,   \
-                                                  const T* __restrict__ gy, T* __restrict__ g, long long rows, \
-                                                  int cols) {                                                  \
-        xent_grad_prob<T, GROUP>(probs, target, gy, g, rows, cols);                                            \
+// Row kernels: GROUP = 32 ("_warp": a warp per row) or EW_THREADS ("_block": the block per row).
+#define SOFTMAX_ROWS_ENTRY(NAME, T, GROUP, LOG)                                                      \
+    EW_KERNEL NAME(const T* __restrict__ x, T* __restrict__ y, long long rows, int cols) {           \
+        softmax_rows<T, GROUP, LOG>(x, y, rows, cols);                                              \
+    }
+#define XENT_INDEX_ENTRY(NAME, T, GROUP)                                                             \
+    EW_KERNEL NAME(const T* __restrict__ z, const long long* __restrict__ target, T* __restrict__ loss, \
+                   T* __restrict__ probs, long long rows, int cols) {                                \
+        xent_index<T, GROUP>(z, target, loss, probs, rows, cols);                                    \
+    }
+#define XENT_PROB_ENTRY(NAME, T, GROUP)                                                              \
+    EW_KERNEL NAME(const T* __restrict__ z, const T* __restrict__ target, T* __restrict__ loss,      \
+                   T* __restrict__ probs, long long rows, int cols) {                                \
+        xent_prob<T, GROUP>(z, target, loss, probs, rows, cols);                                     \
+    }
+#define XENT_GRAD_PROB_ENTRY(NAME, T, GROUP)                                                         \
+    EW_KERNEL NAME(const T* __restrict__ probs, const T* __restrict__ target, const T* __restrict__ gy, \
+                   T* __restrict__ g, long long rows, int cols) {                                    \
+        xent_grad_prob<T, GROUP>(probs, target, gy, g, rows, cols);                                  \
+    }
+#define SOFTMAX_STRIDED_ENTRY(NAME, T, LOG)                                                          \
+    EW_KERNEL NAME(const T* __restrict__ x, T* __restrict__ y, long long columns, int C, int inner) { \
+        softmax_strided<T, LOG>(x, y, columns, C, inner);                                            \
+    }
+#define XENT_GRAD_INDEX_ENTRY(NAME, T)                                                               \
+    EW_KERNEL NAME(const T* __restrict__ probs, const long long* __restrict__ target,                \
+                   const T* __restrict__ gy, T* __restrict__ g, long long n, int cols) {             \
+        xent_grad_index(probs, target, gy, g, n, cols);                                              \
     }
 
-#define SOFTMAX_ENTRIES(SUFFIX, T)                                                                           \
-    ROW_ENTRIES(SUFFIX, T, warp, 32)                                                                         \
-    ROW_ENTRIES(SUFFIX, T, block, EW_THREADS)                                                                \
-    EW_KERNEL softmax_strided_##SUFFIX(const T* __restrict__ x, T* __restrict__ y, long long columns, int C, \
-                                       int inner) {                                                          \
-        softmax_strided<T, false>(x, y, columns, C, inner);                                                  \
-    }                                                                                                        \
-    EW_KERNEL log_softmax_strided_##SUFFIX(const T* __restrict__ x, T* __restrict__ y, long long columns,    \
-                                           int C, int inner) {                                               \
-        softmax_strided<T, true>(x, y, columns, C, inner);                                                   \
-    }                                                                                                        \
-    EW_KERNEL xent_grad_index_##SUFFIX(const T* __restrict__ probs, const long long* __restrict__ target,    \
-                                       const T* __restrict__ gy, T* __restrict__ g, long long n, int cols) { \
-        xent_grad_index(probs, target, gy, g, n, cols);                                                      \
-    }
-
-SOFTMAX_ENTRIES(f32, float)
-SOFTMAX_ENTRIES(f64, double)
+SOFTMAX_ROWS_ENTRY(softmax_warp_f32, float, 32, false)
+SOFTMAX_ROWS_ENTRY(log_softmax_warp_f32, float, 32, true)
+XENT_INDEX_ENTRY(xent_index_warp_f32, float, 32)
+XENT_PROB_ENTRY(xent_prob_warp_f32, float, 32)
+XENT_GRAD_PROB_ENTRY(xent_grad_prob_warp_f32, float, 32)
+SOFTMAX_ROWS_ENTRY(softmax_block_f32, float, EW_THREADS, false)
+SOFTMAX_ROWS_ENTRY(log_softmax_block_f32, float, EW_THREADS, true)
+XENT_INDEX_ENTRY(xent_index_block_f32, float, EW_THREADS)
+XENT_PROB_ENTRY(xent_prob_block_f32, float, EW_THREADS)
+XENT_GRAD_PROB_ENTRY(xent_grad_prob_block_f32, float, EW_THREADS)
+SOFTMAX_STRIDED_ENTRY(softmax_strided_f32, float, false)
+SOFTMAX_STRIDED_ENTRY(log_softmax_strided_f32, float, true)
+XENT_GRAD_INDEX_ENTRY(xent_grad_index_f32, float)
+SOFTMAX_ROWS_ENTRY(softmax_warp_f64, double, 32, false)
+SOFTMAX_ROWS_ENTRY(log_softmax_warp_f64, double, 32, true)
+XENT_INDEX_ENTRY(xent_index_warp_f64, double, 32)
+XENT_PROB_ENTRY(xent_prob_warp_f64, double, 32)
+XENT_GRAD_PROB_ENTRY(xent_grad_prob_warp_f64, double, 32)
+SOFTMAX_ROWS_ENTRY(softmax_block_f64, double, EW_THREADS, false)
+SOFTMAX_ROWS_ENTRY(log_softmax_block_f64, double, EW_THREADS, true)
+XENT_INDEX_ENTRY(xent_index_block_f64, double, EW_THREADS)
+XENT_PROB_ENTRY(xent_prob_block_f64, double, EW_THREADS)
+XENT_GRAD_PROB_ENTRY(xent_grad_prob_block_f64, double, EW_THREADS)
+SOFTMAX_STRIDED_ENTRY(softmax_strided_f64, double, false)
+SOFTMAX_STRIDED_ENTRY(log_softmax_strided_f64, double, true)
+XENT_GRAD_INDEX_ENTRY(xent_grad_index_f64, double)
 
 // ================================================================ batch normalisation
 
@@ -609,7 +583,7 @@ SOFTMAX_ENTRIES(f64, double)
 // each in x. Advancing j by blockDim moves (j / inner, j % inner) by a precomputed step:
 // no division per value.
 template <typename F>
-EW_DEVICE void for_channel_values(int C, int inner, long long chunk, long long m, F f) {
+DEVICE_INLINE void for_channel_values(int C, int inner, long long chunk, long long m, F f) {
     const int c = blockIdx.x;
     const long long begin = (long long)blockIdx.y * chunk;
     const long long end = begin + chunk < m ? begin + chunk : m;
@@ -629,7 +603,7 @@ EW_DEVICE void for_channel_values(int C, int inner, long long chunk, long long m
 }
 
 template <typename T>
-EW_DEVICE void write_partial(double* __restrict__ partial, int C, T a, T b) {
+DEVICE_INLINE void write_partial(double* __restrict__ partial, int C, T a, T b) {
     __shared__ double shared[2 * EW_THREADS / 32];
     double da = a, db = b;
     group_reduce<EW_THREADS>(da, db, SumMerge(), shared);
@@ -644,7 +618,7 @@ EW_DEVICE void write_partial(double* __restrict__ partial, int C, T a, T b) {
 // value. Shifting by a value of the channel keeps the sums of squares from cancelling
 // when |mean| >> std (the "shifted data" algorithm).
 template <typename T>
-EW_DEVICE void bn_stats(const T* __restrict__ x, double* __restrict__ partial, int outer, int C, int inner,
+DEVICE_INLINE void bn_stats(const T* __restrict__ x, double* __restrict__ partial, int outer, int C, int inner,
                         long long chunk) {
     const T shift = x[(long long)blockIdx.x * inner];
     T s1 = T(0), s2 = T(0);
@@ -659,7 +633,7 @@ EW_DEVICE void bn_stats(const T* __restrict__ x, double* __restrict__ partial, i
 // Statistics, pass 2, one thread per channel: mean μ, biased variance σ², 1/√(σ² + ε)
 // and the scale γ/√(σ² + ε), computed in double.
 template <typename T>
-EW_DEVICE void bn_finalize(const double* __restrict__ partial, const T* __restrict__ x, const T* __restrict__ gamma,
+DEVICE_INLINE void bn_finalize(const double* __restrict__ partial, const T* __restrict__ x, const T* __restrict__ gamma,
                            T* __restrict__ mean, T* __restrict__ var, T* __restrict__ inv_std, T* __restrict__ scale,
                            int parts, int C, int inner, long long m, double eps) {
     for (long long c = thread_start(); c < C; c += grid_stride()) {
@@ -681,7 +655,7 @@ EW_DEVICE void bn_finalize(const double* __restrict__ partial, const T* __restri
 
 // Inference: scale = γ / √(var + ε), computed in T as the reference does.
 template <typename T>
-EW_DEVICE void bn_infer_scale(const T* __restrict__ gamma, const T* __restrict__ var, T* __restrict__ scale, int C,
+DEVICE_INLINE void bn_infer_scale(const T* __restrict__ gamma, const T* __restrict__ var, T* __restrict__ scale, int C,
                               double eps) {
     for (long long c = thread_start(); c < C; c += grid_stride()) scale[c] = gamma[c] / sqrt_(var[c] + T(eps));
 }
@@ -689,7 +663,7 @@ EW_DEVICE void bn_infer_scale(const T* __restrict__ gamma, const T* __restrict__
 // out = f(a, b, channel) over the n = outer · C · inner elements (n < 2^31); a vector of
 // 16 bytes never straddles two channels when inner is a multiple of its length.
 template <bool TWO_INPUTS, typename T, typename F>
-EW_DEVICE void channel_map(const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ out, long long n, int C,
+DEVICE_INLINE void channel_map(const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ out, long long n, int C,
                            int inner, F f) {
     constexpr int V = Pack<T>::N;
     const bool vector = inner % V == 0 && aligned16(a) && aligned16(out) && (!TWO_INPUTS || aligned16(b));
@@ -716,7 +690,7 @@ EW_DEVICE void channel_map(const T* __restrict__ a, const T* __restrict__ b, T* 
 // y = (x − μ_c) · scale_c + β_c (training: the batch μ and γ/√(σ² + ε); inference: the
 // moving mean and γ/√(var + ε)).
 template <typename T>
-EW_DEVICE void bn_apply(const T* __restrict__ x, const T* __restrict__ mean, const T* __restrict__ scale,
+DEVICE_INLINE void bn_apply(const T* __restrict__ x, const T* __restrict__ mean, const T* __restrict__ scale,
                         const T* __restrict__ beta, T* __restrict__ y, long long n, int C, int inner) {
     channel_map<false>(x, x, y, n, C, inner,
                        [&](T v, T, int c) { return (v - mean[c]) * scale[c] + beta[c]; });
@@ -724,7 +698,7 @@ EW_DEVICE void bn_apply(const T* __restrict__ x, const T* __restrict__ mean, con
 
 // Backward, pass 1: per part, Σ gy and Σ gy · (x − μ).
 template <typename T>
-EW_DEVICE void bn_backward_reduce(const T* __restrict__ gy, const T* __restrict__ x, const T* __restrict__ mean,
+DEVICE_INLINE void bn_backward_reduce(const T* __restrict__ gy, const T* __restrict__ x, const T* __restrict__ mean,
                                   double* __restrict__ partial, int outer, int C, int inner, long long chunk) {
     const T mu = mean[blockIdx.x];
     T s1 = T(0), s2 = T(0);
@@ -740,7 +714,7 @@ EW_DEVICE void bn_backward_reduce(const T* __restrict__ gy, const T* __restrict_
 // with r = 1/√(σ² + ε), and the coefficients of gx = a·gy + b·(x − μ) + c:
 // a = γ r, b = −a r gγ / m, c = −a gβ / m.
 template <typename T>
-EW_DEVICE void bn_backward_finalize(const double* __restrict__ partial, const T* __restrict__ gamma,
+DEVICE_INLINE void bn_backward_finalize(const double* __restrict__ partial, const T* __restrict__ gamma,
                                     const T* __restrict__ inv_std, T* __restrict__ ggamma, T* __restrict__ gbeta,
                                     T* __restrict__ coef_a, T* __restrict__ coef_b, T* __restrict__ coef_c, int parts,
                                     int C, long long m) {
@@ -763,49 +737,67 @@ EW_DEVICE void bn_backward_finalize(const double* __restrict__ partial, const T*
 
 // Backward, pass 3: gx = a_c · gy + b_c · (x − μ_c) + c_c.
 template <typename T>
-EW_DEVICE void bn_backward_apply(const T* __restrict__ gy, const T* __restrict__ x, const T* __restrict__ mean,
+DEVICE_INLINE void bn_backward_apply(const T* __restrict__ gy, const T* __restrict__ x, const T* __restrict__ mean,
                                  const T* __restrict__ coef_a, const T* __restrict__ coef_b,
                                  const T* __restrict__ coef_c, T* __restrict__ gx, long long n, int C, int inner) {
     channel_map<true>(gy, x, gx, n, C, inner,
                       [&](T g, T v, int c) { return coef_a[c] * g + coef_b[c] * (v - mean[c]) + coef_c[c]; });
 }
 
-#define BATCH_NORM_ENTRIES(SUFFIX, T)                                                                              \
-    EW_KERNEL bn_stats_##SUFFIX(const T* __restrict__ x, double* __restrict__ partial, int outer, int C,           \
-                                int inner, long long chunk) {                                                      \
-        bn_stats(x, partial, outer, C, inner, chunk);                                                              \
-    }                                                                                                              \
-    EW_KERNEL bn_finalize_##SUFFIX(const double* __restrict__ partial, const T* __restrict__ x,                    \
-                                   const T* __restrict__ gamma, T* __restrict__ mean, T* __restrict__ var,         \
-                                   T* __restrict__ inv_std, T* __restrict__ scale, int parts, int C, int inner,    \
-                                   long long m, double eps) {                                                      \
-        bn_finalize(partial, x, gamma, mean, var, inv_std, scale, parts, C, inner, m, eps);                        \
-    }                                                                                                              \
-    EW_KERNEL bn_infer_scale_##SUFFIX(const T* __restrict__ gamma, const T* __restrict__ var,                      \
-                                      T* __restrict__ scale, int C, double eps) {                                  \
-        bn_infer_scale(gamma, var, scale, C, eps);                                                                 \
-    }                                                                                                              \
-    EW_KERNEL bn_apply_##SUFFIX(const T* __restrict__ x, const T* __restrict__ mean, const T* __restrict__ scale,  \
-                                const T* __restrict__ beta, T* __restrict__ y, long long n, int C, int inner) {    \
-        bn_apply(x, mean, scale, beta, y, n, C, inner);                                                            \
-    }                                                                                                              \
-    EW_KERNEL bn_backward_reduce_##SUFFIX(const T* __restrict__ gy, const T* __restrict__ x,                       \
-                                          const T* __restrict__ mean, double* __restrict__ partial, int outer,     \
-                                          int C, int inner, long long chunk) {                                     \
-        bn_backward_reduce(gy, x, mean, partial, outer, C, inner, chunk);                                          \
-    }                                                                                                              \
-    EW_KERNEL bn_backward_finalize_##SUFFIX(const double* __restrict__ partial, const T* __restrict__ gamma,       \
-                                            const T* __restrict__ inv_std, T* __restrict__ ggamma,                 \
-                                            T* __restrict__ gbeta, T* __restrict__ coef_a, T* __restrict__ coef_b, \
-                                            T* __restrict__ coef_c, int parts, int C, long long m) {               \
-        bn_backward_finalize(partial, gamma, inv_std, ggamma, gbeta, coef_a, coef_b, coef_c, parts, C, m);         \
-    }                                                                                                              \
-    EW_KERNEL bn_backward_apply_##SUFFIX(const T* __restrict__ gy, const T* __restrict__ x,                        \
-                                         const T* __restrict__ mean, const T* __restrict__ coef_a,                 \
-                                         const T* __restrict__ coef_b, const T* __restrict__ coef_c,               \
-                                         T* __restrict__ gx, long long n, int C, int inner) {                      \
-        bn_backward_apply(gy, x, mean, coef_a, coef_b, coef_c, gx, n, C, inner);                                   \
+#define BN_STATS_ENTRY(NAME, T)                                                             \
+    EW_KERNEL NAME(const T* __restrict__ x, double* __restrict__ partial, int outer, int C, \
+                   int inner, long long chunk) {                                            \
+        bn_stats(x, partial, outer, C, inner, chunk);                                       \
+    }
+#define BN_FINALIZE_ENTRY(NAME, T)                                                              \
+    EW_KERNEL NAME(const double* __restrict__ partial, const T* __restrict__ x,                 \
+                   const T* __restrict__ gamma, T* __restrict__ mean, T* __restrict__ var,      \
+                   T* __restrict__ inv_std, T* __restrict__ scale, int parts, int C, int inner, \
+                   long long m, double eps) {                                                   \
+        bn_finalize(partial, x, gamma, mean, var, inv_std, scale, parts, C, inner, m, eps);     \
+    }
+#define BN_INFER_SCALE_ENTRY(NAME, T)                                      \
+    EW_KERNEL NAME(const T* __restrict__ gamma, const T* __restrict__ var, \
+                   T* __restrict__ scale, int C, double eps) {             \
+        bn_infer_scale(gamma, var, scale, C, eps);                         \
+    }
+#define BN_APPLY_ENTRY(NAME, T)                                                                      \
+    EW_KERNEL NAME(const T* __restrict__ x, const T* __restrict__ mean, const T* __restrict__ scale, \
+                   const T* __restrict__ beta, T* __restrict__ y, long long n, int C, int inner) {   \
+        bn_apply(x, mean, scale, beta, y, n, C, inner);                                              \
+    }
+#define BN_BACKWARD_REDUCE_ENTRY(NAME, T)                                               \
+    EW_KERNEL NAME(const T* __restrict__ gy, const T* __restrict__ x,                   \
+                   const T* __restrict__ mean, double* __restrict__ partial, int outer, \
+                   int C, int inner, long long chunk) {                                 \
+        bn_backward_reduce(gy, x, mean, partial, outer, C, inner, chunk);               \
+    }
+#define BN_BACKWARD_FINALIZE_ENTRY(NAME, T)                                                                \
+    EW_KERNEL NAME(const double* __restrict__ partial, const T* __restrict__ gamma,                        \
+                   const T* __restrict__ inv_std, T* __restrict__ ggamma,                                  \
+                   T* __restrict__ gbeta, T* __restrict__ coef_a, T* __restrict__ coef_b,                  \
+                   T* __restrict__ coef_c, int parts, int C, long long m) {                                \
+        bn_backward_finalize(partial, gamma, inv_std, ggamma, gbeta, coef_a, coef_b, coef_c, parts, C, m); \
+    }
+#define BN_BACKWARD_APPLY_ENTRY(NAME, T)                                         \
+    EW_KERNEL NAME(const T* __restrict__ gy, const T* __restrict__ x,            \
+                   const T* __restrict__ mean, const T* __restrict__ coef_a,     \
+                   const T* __restrict__ coef_b, const T* __restrict__ coef_c,   \
+                   T* __restrict__ gx, long long n, int C, int inner) {          \
+        bn_backward_apply(gy, x, mean, coef_a, coef_b, coef_c, gx, n, C, inner); \
     }
 
-BATCH_NORM_ENTRIES(f32, float)
-BATCH_NORM_ENTRIES(f64, double)
+BN_STATS_ENTRY(bn_stats_f32, float)
+BN_FINALIZE_ENTRY(bn_finalize_f32, float)
+BN_INFER_SCALE_ENTRY(bn_infer_scale_f32, float)
+BN_APPLY_ENTRY(bn_apply_f32, float)
+BN_BACKWARD_REDUCE_ENTRY(bn_backward_reduce_f32, float)
+BN_BACKWARD_FINALIZE_ENTRY(bn_backward_finalize_f32, float)
+BN_BACKWARD_APPLY_ENTRY(bn_backward_apply_f32, float)
+BN_STATS_ENTRY(bn_stats_f64, double)
+BN_FINALIZE_ENTRY(bn_finalize_f64, double)
+BN_INFER_SCALE_ENTRY(bn_infer_scale_f64, double)
+BN_APPLY_ENTRY(bn_apply_f64, double)
+BN_BACKWARD_REDUCE_ENTRY(bn_backward_reduce_f64, double)
+BN_BACKWARD_FINALIZE_ENTRY(bn_backward_finalize_f64, double)
+BN_BACKWARD_APPLY_ENTRY(bn_backward_apply_f64, double)

@@ -1,8 +1,5 @@
 // gemm.cu: float32 matrix products C = act(op(A) · op(B) + bias) for cnnkit.
 //
-// Self-contained on purpose (no #include of files on disk): CuPy's kernel cache key
-// hashes this source text, not headers pulled in from elsewhere.
-//
 // Layouts. Every matrix is row-major with a leading dimension (elements between
 // consecutive rows), which covers C-ordered arrays and row slices of them.
 // op(A) is M×K, op(B) is K×N, and the layout letters name op(A) and op(B):
@@ -27,7 +24,7 @@
 // Every index below is int except memory offsets (size_t): M, N, K must stay below
 // 2**31 - 1024 so that tile origins plus a tile still fit in an int.
 
-#define GEMM_DEVICE __device__ __forceinline__
+#include "common.cuh"
 
 #define GEMM_PARAMS                                                                     \
     const float* __restrict__ A, const float* __restrict__ B, float* __restrict__ C,    \
@@ -37,21 +34,18 @@
 
 enum { ACT_NONE = 0, ACT_RELU = 1 };
 
-GEMM_DEVICE float epilogue(float v, const float* __restrict__ bias, int col, int activation) {
+DEVICE_INLINE float epilogue(float v, const float* __restrict__ bias, int col, int activation) {
     if (bias != nullptr) v += __ldg(bias + col);
     if (activation == ACT_RELU) v = v < 0.0f ? 0.0f : v;  // a NaN fails the test and is kept
     return v;
 }
-
-// Number of BK-deep steps in [k_begin, k_end), written so that nothing overflows.
-GEMM_DEVICE int k_steps(int k_len, int bk) { return k_len > 0 ? (k_len - 1) / bk + 1 : 0; }
 
 // ============================================================== FP32 SIMT kernels
 
 // Four consecutive floats p[0..3] of which only the first `valid` exist (valid may be
 // <= 0 or >= 4); the others read as zero.
 template <bool VEC>
-GEMM_DEVICE float4 load_quad(const float* p, int valid) {
+DEVICE_INLINE float4 load_quad(const float* p, int valid) {
     if (VEC && valid >= 4) return __ldg(reinterpret_cast<const float4*>(p));
     float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     if (valid > 0) v.x = __ldg(p);
@@ -78,7 +72,7 @@ struct SimtOperand {
 
     float4 staged[QUADS];
 
-    GEMM_DEVICE void load(const float* __restrict__ X, int ld, int extent, int r0, int k0, int k_end,
+    DEVICE_INLINE void load(const float* __restrict__ X, int ld, int extent, int r0, int k0, int k_end,
                           int tid) {
 #pragma unroll
         for (int i = 0; i < QUADS; ++i) {
@@ -93,7 +87,7 @@ struct SimtOperand {
         }
     }
 
-    GEMM_DEVICE void store(float* tile, int tid) const {
+    DEVICE_INLINE void store(float* tile, int tid) const {
 #pragma unroll
         for (int i = 0; i < QUADS; ++i) {
             const int q = tid + i * THREADS;
@@ -118,7 +112,7 @@ struct SimtOperand {
 // into registers before the current one is multiplied and stored to the other buffer
 // after, leaving one barrier per step.
 template <int BM, int BN, int WM, int WN, bool TRANS_A, bool TRANS_B, bool VEC>
-GEMM_DEVICE void gemm_simt(GEMM_PARAMS) {
+DEVICE_INLINE void gemm_simt(GEMM_PARAMS) {
     constexpr int BK = 8;
     constexpr int WARPS_N = BN / WN;
     constexpr int THREADS = 32 * (BM / WM) * WARPS_N;
@@ -274,36 +268,61 @@ constexpr int TF32_BM = 128, TF32_BN = 128, TF32_BK = 32, TF32_STAGES = 3;
 constexpr int TF32_OPERAND_FLOATS = 4608;
 constexpr int TF32_SHARED_BYTES = TF32_STAGES * 2 * TF32_OPERAND_FLOATS * 4;  // 110592
 
-GEMM_DEVICE void cp_async_16(float* shared_dst, const float* global_src, int src_bytes) {
+// The inline PTX lives in these small wrappers; under CNNKIT_EMULATION (kernels/emulate) each
+// calls its host implementation instead.
+DEVICE_INLINE void cp_async_16(float* shared_dst, const float* global_src, int src_bytes) {
     // Copies src_bytes (0..16) and zero-fills the rest of the 16 bytes.
+#ifdef CNNKIT_EMULATION
+    cnnkit_emulator::cp_async(shared_dst, global_src, 16, (unsigned)src_bytes);
+#else
     const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(shared_dst));
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(global_src), "r"(src_bytes)
                  : "memory");
+#endif
 }
 
-GEMM_DEVICE void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+DEVICE_INLINE void cp_async_commit() {
+#ifdef CNNKIT_EMULATION
+    cnnkit_emulator::cp_async_commit();
+#else
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
 
 template <int PENDING>
-GEMM_DEVICE void cp_async_wait() {
+DEVICE_INLINE void cp_async_wait() {
+#ifdef CNNKIT_EMULATION
+    cnnkit_emulator::cp_async_wait(PENDING);
+#else
     asm volatile("cp.async.wait_group %0;\n" ::"n"(PENDING) : "memory");
+#endif
 }
 
-GEMM_DEVICE unsigned to_tf32(float x) {
+DEVICE_INLINE unsigned to_tf32(float x) {
+#ifdef CNNKIT_EMULATION
+    return cnnkit_emulated_cvt_rna_tf32(x);
+#else
     unsigned r;
     asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
     return r;
+#endif
 }
 
 // d += a · b for one 16×8×8 tile. Fragments (g = lane / 4, t = lane % 4):
 //   a0 (g, t), a1 (g + 8, t), a2 (g, t + 4), a3 (g + 8, t + 4)       [row, k]
 //   b0 (t, g), b1 (t + 4, g)                                          [k, col]
 //   d0 (g, 2t), d1 (g, 2t + 1), d2 (g + 8, 2t), d3 (g + 8, 2t + 1)    [row, col]
-GEMM_DEVICE void mma_tf32(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
+DEVICE_INLINE void mma_tf32(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
+#ifdef CNNKIT_EMULATION
+    cnnkit_emulator::mma_m16n8k8_tf32(d, a, b);
+#else
     asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
         "{%0, %1, %2, %3};\n"
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
 }
+
 
 // One operand's shared tile, kept in its global layout so that cp.async copies 16-byte
 // pieces unchanged. "r" is the M (for A) or N (for B) index within the tile.
@@ -317,13 +336,13 @@ struct Tf32Operand {
     static_assert(FLOATS <= TF32_OPERAND_FLOATS, "operand tile larger than its shared region");
     static_assert(QUADS * 4 * THREADS == R * BK, "tile must split into 16-byte copies per thread");
 
-    static GEMM_DEVICE float at(const float* tile, int r, int k) {
+    static DEVICE_INLINE float at(const float* tile, int r, int k) {
         return K_CONTIGUOUS ? tile[r * (BK + 4) + k] : tile[k * (R + 8) + r];
     }
 
     // Out-of-range elements are zero-filled; a copy with nothing in range reads no bytes
     // and points at X itself so its address stays valid.
-    static GEMM_DEVICE void copy_async(float* tile, const float* __restrict__ X, int ld, int extent, int r0,
+    static DEVICE_INLINE void copy_async(float* tile, const float* __restrict__ X, int ld, int extent, int r0,
                                        int k0, int k_end, int tid) {
 #pragma unroll
         for (int i = 0; i < QUADS; ++i) {
@@ -352,7 +371,7 @@ struct Tf32Operand {
 // 16×8. A TF32_STAGES-deep cp.async pipeline keeps two slices in flight while the third
 // is multiplied.
 template <bool TRANS_A, bool TRANS_B>
-GEMM_DEVICE void gemm_tf32(GEMM_PARAMS) {
+DEVICE_INLINE void gemm_tf32(GEMM_PARAMS) {
 #ifdef GEMM_HAS_TF32
     constexpr int BM = TF32_BM, BN = TF32_BN, BK = TF32_BK, STAGES = TF32_STAGES, THREADS = TF32_THREADS;
     constexpr int WM = 64, WN = 32, WARPS_N = BN / WN;
@@ -361,11 +380,9 @@ GEMM_DEVICE void gemm_tf32(GEMM_PARAMS) {
     using OperandA = Tf32Operand<BM, BK, THREADS, !TRANS_A>;
     using OperandB = Tf32Operand<BN, BK, THREADS, TRANS_B>;
 
-    extern __shared__ float4 dynamic_shared[];  // float4: 16-byte alignment for cp.async
+    DYNAMIC_SHARED(float4, dynamic_shared);  // float4: 16-byte alignment for cp.async
     float* shared = reinterpret_cast<float*>(dynamic_shared);
-    unsigned shared_bytes;
-    asm("mov.u32 %0, %%dynamic_smem_size;\n" : "=r"(shared_bytes));
-    if (shared_bytes < TF32_SHARED_BYTES) __trap();  // launched without its shared memory
+    if (dynamic_shared_bytes() < TF32_SHARED_BYTES) __trap();  // launched without its shared memory
 
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
     const int g = lane / 4, t = lane % 4;
@@ -487,8 +504,6 @@ extern "C" __global__ void gemm_splitk_reduce_f32(const float* __restrict__ part
                                                   int activation) {
     const size_t total = (size_t)M * N;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
-        float sum = 0.0f;
-        for (int z = 0; z < splits; ++z) sum += partial[z * total + i];
-        C[i] = epilogue(sum, bias, (int)(i % N), activation);
+        C[i] = epilogue(sum_of_slices(partial, splits, total, i), bias, (int)(i % N), activation);
     }
 }

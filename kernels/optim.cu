@@ -1,9 +1,6 @@
 // optim.cu: fused multi-tensor optimizer updates (SGD with momentum, Adam/AMSGrad/AdamW)
 // for cnnkit: ONE launch updates every parameter of a model, in place.
 //
-// Self-contained on purpose (no #include of files on disk): CuPy's kernel cache key
-// hashes this source text, not headers pulled in from elsewhere.
-//
 // Inputs, built on the host (cnnkit/cuda/optim.py):
 //   pointers     uint64 (tensors, lists): row t holds the device addresses of tensor t's
 //                arrays, in the order of the op's lists (SGD: p, g[, v]; Adam: p, g, m,
@@ -25,21 +22,12 @@
 // The gradients are only read. The arithmetic follows the NumPy references
 // (cnnkit/optimizers/sgd.py, adam.py) operation by operation.
 
-#define OPT_DEVICE __device__ __forceinline__
-
-template <typename T>
-struct alignas(16) Pack {
-    static constexpr int N = 16 / sizeof(T);
-    T v[N];
-};
-
-OPT_DEVICE float sqrt_(float v) { return sqrtf(v); }
-OPT_DEVICE double sqrt_(double v) { return sqrt(v); }
+#include "common.cuh"
 
 // Runs update(e[0..LISTS-1]) on every element of this block's chunk, where e[k] is a
 // reference to the element of list k (so the update writes in place).
 template <typename T, int LISTS, typename Update>
-OPT_DEVICE void for_chunk(const unsigned long long* __restrict__ pointers, const long long* __restrict__ sizes,
+DEVICE_INLINE void for_chunk(const unsigned long long* __restrict__ pointers, const long long* __restrict__ sizes,
                           const int* __restrict__ block_tensor, const long long* __restrict__ block_start,
                           long long chunk, Update update) {
     constexpr int V = Pack<T>::N;
@@ -96,7 +84,7 @@ OPT_DEVICE void for_chunk(const unsigned long long* __restrict__ pointers, const
 //                 p ← p + v                          (plain)
 //                 p ← p − lr · g + momentum · v      (Nesterov, with the new v)
 template <typename T, int LISTS>
-OPT_DEVICE void sgd(const unsigned long long* __restrict__ pointers, const long long* __restrict__ sizes,
+DEVICE_INLINE void sgd(const unsigned long long* __restrict__ pointers, const long long* __restrict__ sizes,
                     const int* __restrict__ block_tensor, const long long* __restrict__ block_start, long long chunk,
                     double lr, double decay, double momentum, int nesterov) {
     const T lr_ = (T)lr, decay_ = (T)decay, momentum_ = (T)momentum;
@@ -121,7 +109,7 @@ OPT_DEVICE void sgd(const unsigned long long* __restrict__ pointers, const long 
 //   AMSGrad: v̂ ← max(v̂, v) (NaN kept) and v̂ replaces v below
 //   p ← p − (m / (√v + ε)) · lr_t,   lr_t = lr · √(1 − β₂ᵗ) / (1 − β₁ᵗ) (from the host)
 template <typename T, int LISTS>
-OPT_DEVICE void adam(const unsigned long long* __restrict__ pointers, const long long* __restrict__ sizes,
+DEVICE_INLINE void adam(const unsigned long long* __restrict__ pointers, const long long* __restrict__ sizes,
                      const int* __restrict__ block_tensor, const long long* __restrict__ block_start, long long chunk,
                      double lr_t, double decay, double beta1, double one_minus_beta1, double beta2,
                      double one_minus_beta2, double eps) {
@@ -148,25 +136,24 @@ OPT_DEVICE void adam(const unsigned long long* __restrict__ pointers, const long
         const int* __restrict__ block_tensor, const long long* __restrict__ block_start, long long chunk
 #define OPT_TABLE_ARGS pointers, sizes, block_tensor, block_start, chunk
 
-#define OPTIMIZER_ENTRIES(SUFFIX, T)                                                                     \
-    extern "C" __global__ void __launch_bounds__(256, 2) sgd_update_##SUFFIX(                            \
-        OPT_TABLE_PARAMS, double lr, double decay, double momentum, int nesterov) {                      \
-        sgd<T, 2>(OPT_TABLE_ARGS, lr, decay, momentum, nesterov);                                        \
-    }                                                                                                    \
-    extern "C" __global__ void __launch_bounds__(256, 2) sgd_momentum_update_##SUFFIX(                   \
-        OPT_TABLE_PARAMS, double lr, double decay, double momentum, int nesterov) {                      \
-        sgd<T, 3>(OPT_TABLE_ARGS, lr, decay, momentum, nesterov);                                        \
-    }                                                                                                    \
-    extern "C" __global__ void __launch_bounds__(256, 2) adam_update_##SUFFIX(                           \
-        OPT_TABLE_PARAMS, double lr_t, double decay, double beta1, double one_minus_beta1, double beta2, \
-        double one_minus_beta2, double eps) {                                                            \
-        adam<T, 4>(OPT_TABLE_ARGS, lr_t, decay, beta1, one_minus_beta1, beta2, one_minus_beta2, eps);    \
-    }                                                                                                    \
-    extern "C" __global__ void __launch_bounds__(256, 2) amsgrad_update_##SUFFIX(                        \
-        OPT_TABLE_PARAMS, double lr_t, double decay, double beta1, double one_minus_beta1, double beta2, \
-        double one_minus_beta2, double eps) {                                                            \
-        adam<T, 5>(OPT_TABLE_ARGS, lr_t, decay, beta1, one_minus_beta1, beta2, one_minus_beta2, eps);    \
+#define SGD_ENTRY(NAME, T, LISTS)                                                                       \
+    extern "C" __global__ void __launch_bounds__(256, 2)                                                \
+        NAME(OPT_TABLE_PARAMS, double lr, double decay, double momentum, int nesterov) {                \
+        sgd<T, LISTS>(OPT_TABLE_ARGS, lr, decay, momentum, nesterov);                                   \
+    }
+#define ADAM_ENTRY(NAME, T, LISTS)                                                                      \
+    extern "C" __global__ void __launch_bounds__(256, 2)                                                \
+        NAME(OPT_TABLE_PARAMS, double lr_t, double decay, double beta1, double one_minus_beta1, double beta2, \
+             double one_minus_beta2, double eps) {                                                      \
+        adam<T, LISTS>(OPT_TABLE_ARGS, lr_t, decay, beta1, one_minus_beta1, beta2, one_minus_beta2, eps); \
     }
 
-OPTIMIZER_ENTRIES(f32, float)
-OPTIMIZER_ENTRIES(f64, double)
+// Lists: SGD p, g (2) or p, g, v (3); Adam p, g, m, v (4), AMSGrad p, g, m, v, v̂ (5).
+SGD_ENTRY(sgd_update_f32, float, 2)
+SGD_ENTRY(sgd_update_f64, double, 2)
+SGD_ENTRY(sgd_momentum_update_f32, float, 3)
+SGD_ENTRY(sgd_momentum_update_f64, double, 3)
+ADAM_ENTRY(adam_update_f32, float, 4)
+ADAM_ENTRY(adam_update_f64, double, 4)
+ADAM_ENTRY(amsgrad_update_f32, float, 5)
+ADAM_ENTRY(amsgrad_update_f64, double, 5)

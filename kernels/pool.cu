@@ -1,8 +1,5 @@
 // pool.cu: max, average and L2 pooling over 1-D, 2-D and 3-D windows, forward and backward.
 //
-// Self-contained on purpose (no #include of files on disk): CuPy's kernel cache key
-// hashes this source text, not headers pulled in from elsewhere.
-//
 // Layout. Every input is a C-contiguous (planes, D, H, W) array, planes = N·C; a 2-D
 // input is passed with D = 1 and a 1-D input with D = H = 1 (window 1, stride 1, no
 // padding on the missing axes). Outputs are (planes, OD, OH, OW). Along each axis an
@@ -22,7 +19,7 @@
 // No atomics, so overlapping windows are summed deterministically.
 //   max:  gx = Σ gy[o] over the covering windows whose argmax is this element
 //   avg:  gx = Σ gy[o] / m_o
-//   l2:   gx = x · Σ gy[o] / (m_o · y[o]), windows with y[o] > 0 only
+//   l2:   gx = x · Σ gy[o] / (m_o · y[o]), windows with y[o] > 0 only; 0 where no window covers x
 //
 // Launch: 1-D grid-stride loops, any grid, blocks of at most 256 threads (the wrapper
 // uses 256 and grid_stride_blocks). __launch_bounds__(256, 4) lets each forward thread
@@ -31,56 +28,15 @@
 // are indexed with 32-bit arithmetic: the caller guarantees planes·D·H·W < 2^31 and
 // planes·OD·OH·OW < 2^31.
 
-#define POOL_DEVICE __device__ __forceinline__
+#include "common.cuh"
 
 enum { POOL_MAX = 0, POOL_AVG = 1, POOL_L2 = 2 };
-
-// Division by a run-time constant d >= 1 with a multiply, an add and a shift (Granlund
-// and Montgomery's round-up method): with l = ceil(log2 d) and
-// mul = floor(2^32 · (2^l − d) / d) + 1, n / d = (umulhi(n, mul) + n) >> l for every
-// n < 2^31 (the sum then cannot overflow). d = 1 and powers of two need no special case
-// (mul = 1). A block sets its divisors up once in shared memory (make_fast_div costs
-// about a hundred instructions); a division then costs three instead of about twenty.
-struct FastDiv {
-    unsigned mul, shift;
-};
-
-POOL_DEVICE FastDiv make_fast_div(int divisor) {
-    const unsigned d = (unsigned)divisor;
-    const unsigned l = 32 - __clz((int)(d - 1));  // __clz(0) = 32, so l = 0 for d = 1
-    // 2^32 · (2^l − d) / d by shift-and-subtract long division over the dividend's low 32
-    // bits (all zero); its high word 2^l − d is below d, so the quotient fits 32 bits, and
-    // rem < d <= 2^31 never overflows when doubled.
-    unsigned rem = (unsigned)((1ull << l) - d), quotient = 0;
-#pragma unroll 1
-    for (int bit = 0; bit < 32; ++bit) {
-        rem <<= 1;
-        quotient <<= 1;
-        if (rem >= d) {
-            rem -= d;
-            quotient |= 1u;
-        }
-    }
-    return FastDiv{quotient + 1, l};
-}
-
-POOL_DEVICE unsigned fast_div(const FastDiv& f, unsigned n) {
-    return ((unsigned)(((unsigned long long)n * f.mul) >> 32) + n) >> f.shift;
-}
-
-template <typename T> POOL_DEVICE T pool_sqrt(T v);
-template <> POOL_DEVICE float pool_sqrt<float>(float v) { return sqrtf(v); }
-template <> POOL_DEVICE double pool_sqrt<double>(double v) { return sqrt(v); }
-
-template <typename T> POOL_DEVICE T negative_infinity();
-template <> POOL_DEVICE float negative_infinity<float>() { return __int_as_float(0xff800000u); }
-template <> POOL_DEVICE double negative_infinity<double>() { return __longlong_as_double(0xfff0000000000000ull); }
 
 // The real inputs [lo, hi) of a window starting at `start` (= o·S − P), and their count.
 struct Span {
     int lo, hi;
-    POOL_DEVICE Span(int start, int k, int size) : lo(start > 0 ? start : 0), hi(start + k < size ? start + k : size) {}
-    POOL_DEVICE int count() const { return hi > lo ? hi - lo : 0; }
+    DEVICE_INLINE Span(int start, int k, int size) : lo(start > 0 ? start : 0), hi(start + k < size ? start + k : size) {}
+    DEVICE_INLINE int count() const { return hi > lo ? hi - lo : 0; }
 };
 
 #define POOL_GEOMETRY_PARAMS                                                                 \
@@ -89,7 +45,7 @@ struct Span {
 
 // One thread per output element: y (and argmax for max pooling).
 template <typename T, int MODE>
-POOL_DEVICE void pool_forward(const T* __restrict__ x, T* __restrict__ y, int* __restrict__ argmax,
+DEVICE_INLINE void pool_forward(const T* __restrict__ x, T* __restrict__ y, int* __restrict__ argmax,
                               POOL_GEOMETRY_PARAMS) {
     __shared__ unsigned muls[3], shifts[3];
     for (int k = threadIdx.x; k < 3; k += blockDim.x) {
@@ -121,7 +77,7 @@ POOL_DEVICE void pool_forward(const T* __restrict__ x, T* __restrict__ y, int* _
             // The first tap, real or padding (−inf), seeds the running maximum; a strictly
             // greater value, or the first NaN, replaces it (nothing replaces a NaN).
             bool take = d0 >= 0 && h0 >= 0 && w0 >= 0 && d0 < D && h0 < H && w0 < W;
-            T best = negative_infinity<T>();
+            T best = -infinity<T>();
             int arg = -1;
             for (int d = sd.lo; d < sd.hi; ++d) {
                 for (int h = sh.lo; h < sh.hi; ++h) {
@@ -153,7 +109,7 @@ POOL_DEVICE void pool_forward(const T* __restrict__ x, T* __restrict__ y, int* _
                 }
             }
             const T mean = total_value / T(sd.count() * sh.count() * sw.count());
-            y[index] = MODE == POOL_L2 ? pool_sqrt(mean) : mean;
+            y[index] = MODE == POOL_L2 ? sqrt_(mean) : mean;
         }
     }
 }
@@ -162,7 +118,7 @@ POOL_DEVICE void pool_forward(const T* __restrict__ x, T* __restrict__ y, int* _
 // while o >= 0 and the tap a − o·S < K. Starts at the last window, o = min(a / S, O − 1).
 struct Cover {
     int first, tap;  // the first window and the tap of the element in it
-    POOL_DEVICE Cover(int a, const FastDiv& div_s, int S, int O) {
+    DEVICE_INLINE Cover(int a, const FastDiv& div_s, int S, int O) {
         first = (int)fast_div(div_s, (unsigned)a);
         tap = a - first * S;
         if (first > O - 1) {
@@ -183,7 +139,7 @@ struct alignas(16) Quad {
 // Each element's gx is gathered from the windows that cover it, in a fixed order.
 // Offsets are 32-bit: every element and output index is below 2^31.
 template <typename T, int MODE>
-POOL_DEVICE void pool_backward(const T* __restrict__ gy, const int* __restrict__ argmax, const T* __restrict__ x,
+DEVICE_INLINE void pool_backward(const T* __restrict__ gy, const int* __restrict__ argmax, const T* __restrict__ x,
                                const T* __restrict__ y, T* __restrict__ gx, POOL_GEOMETRY_PARAMS) {
     constexpr int RUN = 4;
     const int runs_per_row = (W + RUN - 1) / RUN;
@@ -226,8 +182,12 @@ POOL_DEVICE void pool_backward(const T* __restrict__ gy, const int* __restrict__
             tap_w[k] = cw.tap;
         }
         T sum[RUN];
+        bool covered[RUN];  // L2: an element no window covers gets 0, not x · 0 (NaN for x = ±inf or NaN)
 #pragma unroll
-        for (int k = 0; k < RUN; ++k) sum[k] = T(0);
+        for (int k = 0; k < RUN; ++k) {
+            sum[k] = T(0);
+            covered[k] = false;
+        }
         for (int od = cd.first, td = cd.tap; od >= 0 && td < KD; --od, td += SD) {
             const int count_d = Span(od * SD - PD, KD, D).count();
             for (int oh = ch.first, th = ch.tap; oh >= 0 && th < KH; --oh, th += SH) {
@@ -237,6 +197,7 @@ POOL_DEVICE void pool_backward(const T* __restrict__ gy, const int* __restrict__
                 for (int k = 0; k < RUN; ++k) {
                     for (int ow = first_w[k], tw = tap_w[k]; ow >= 0 && tw < KW; --ow, tw += SW) {
                         const int o = row + ow;
+                        covered[k] = true;
                         if (MODE == POOL_MAX) {
                             if (argmax[o] == position0 + k) sum[k] += gy[o];
                         } else {
@@ -256,7 +217,7 @@ POOL_DEVICE void pool_backward(const T* __restrict__ gy, const int* __restrict__
             if (MODE == POOL_L2) {
                 const Quad<T> in = *reinterpret_cast<const Quad<T>*>(x + element0);
 #pragma unroll
-                for (int k = 0; k < RUN; ++k) out.v[k] = in.v[k] * sum[k];
+                for (int k = 0; k < RUN; ++k) out.v[k] = covered[k] ? in.v[k] * sum[k] : T(0);
             } else {
 #pragma unroll
                 for (int k = 0; k < RUN; ++k) out.v[k] = sum[k];
@@ -265,7 +226,9 @@ POOL_DEVICE void pool_backward(const T* __restrict__ gy, const int* __restrict__
         } else {
 #pragma unroll
             for (int k = 0; k < RUN; ++k) {
-                if (w0 + k < W) gx[element0 + k] = MODE == POOL_L2 ? x[element0 + k] * sum[k] : sum[k];
+                if (w0 + k < W) {
+                    gx[element0 + k] = MODE != POOL_L2 ? sum[k] : covered[k] ? x[element0 + k] * sum[k] : T(0);
+                }
             }
         }
     }
@@ -277,7 +240,7 @@ POOL_DEVICE void pool_backward(const T* __restrict__ gy, const int* __restrict__
 // (avg), x · gy / (m · y) or 0 where y = 0 (l2). Consecutive threads write consecutive
 // pieces of each row: coalesced.
 template <typename T, int MODE>
-POOL_DEVICE void pool_backward_tiled(const T* __restrict__ gy, const int* __restrict__ argmax,
+DEVICE_INLINE void pool_backward_tiled(const T* __restrict__ gy, const int* __restrict__ argmax,
                                      const T* __restrict__ x, const T* __restrict__ y, T* __restrict__ gx,
                                      POOL_GEOMETRY_PARAMS) {
     __shared__ unsigned muls[3], shifts[3];
@@ -324,54 +287,52 @@ POOL_DEVICE void pool_backward_tiled(const T* __restrict__ gy, const int* __rest
     }
 }
 
-#define POOL_ENTRIES(SUFFIX, T)                                                                                  \
-    extern "C" __global__ void __launch_bounds__(256, 4) pool_max_forward_##SUFFIX(                              \
-        const T* __restrict__ x, T* __restrict__ y, int* __restrict__ argmax, POOL_GEOMETRY_PARAMS) {            \
-        pool_forward<T, POOL_MAX>(x, y, argmax, planes, D, H, W, OD, OH, OW, KD, KH, KW, SD, SH, SW, PD, PH,     \
-                                  PW);                                                                           \
-    }                                                                                                            \
-    extern "C" __global__ void __launch_bounds__(256, 4) pool_avg_forward_##SUFFIX(                              \
-        const T* __restrict__ x, T* __restrict__ y, POOL_GEOMETRY_PARAMS) {                                      \
-        pool_forward<T, POOL_AVG>(x, y, nullptr, planes, D, H, W, OD, OH, OW, KD, KH, KW, SD, SH, SW, PD,        \
-                                  PH, PW);                                                                       \
-    }                                                                                                            \
-    extern "C" __global__ void __launch_bounds__(256, 4) pool_l2_forward_##SUFFIX(                               \
-        const T* __restrict__ x, T* __restrict__ y, POOL_GEOMETRY_PARAMS) {                                      \
-        pool_forward<T, POOL_L2>(x, y, nullptr, planes, D, H, W, OD, OH, OW, KD, KH, KW, SD, SH, SW, PD, PH,     \
-                                 PW);                                                                            \
-    }                                                                                                            \
-    extern "C" __global__ void __launch_bounds__(256, 2) pool_max_backward_##SUFFIX(                             \
+// Entry points. Forward: (x, y[, argmax], geometry). Backward, the gather or the tiled
+// kernel: max (gy, argmax, gx), avg (gy, gx), l2 (gy, x, y, gx), then the geometry.
+#define POOL_GEOMETRY_ARGS planes, D, H, W, OD, OH, OW, KD, KH, KW, SD, SH, SW, PD, PH, PW
+
+#define POOL_MAX_FORWARD_ENTRY(NAME, T)                                                                          \
+    extern "C" __global__ void __launch_bounds__(256, 4)                                                         \
+        NAME(const T* __restrict__ x, T* __restrict__ y, int* __restrict__ argmax, POOL_GEOMETRY_PARAMS) {       \
+        pool_forward<T, POOL_MAX>(x, y, argmax, POOL_GEOMETRY_ARGS);                                             \
+    }
+#define POOL_FORWARD_ENTRY(NAME, T, MODE)                                                                        \
+    extern "C" __global__ void __launch_bounds__(256, 4)                                                         \
+        NAME(const T* __restrict__ x, T* __restrict__ y, POOL_GEOMETRY_PARAMS) {                                 \
+        pool_forward<T, MODE>(x, y, nullptr, POOL_GEOMETRY_ARGS);                                                \
+    }
+#define POOL_MAX_BACKWARD_ENTRY(NAME, T, KERNEL, MIN_BLOCKS)                                                     \
+    extern "C" __global__ void __launch_bounds__(256, MIN_BLOCKS) NAME(                                          \
         const T* __restrict__ gy, const int* __restrict__ argmax, T* __restrict__ gx, POOL_GEOMETRY_PARAMS) {    \
-        pool_backward<T, POOL_MAX>(gy, argmax, nullptr, nullptr, gx, planes, D, H, W, OD, OH, OW, KD, KH, KW,    \
-                                   SD, SH, SW, PD, PH, PW);                                                      \
-    }                                                                                                            \
-    extern "C" __global__ void __launch_bounds__(256, 2) pool_avg_backward_##SUFFIX(                             \
-        const T* __restrict__ gy, T* __restrict__ gx, POOL_GEOMETRY_PARAMS) {                                    \
-        pool_backward<T, POOL_AVG>(gy, nullptr, nullptr, nullptr, gx, planes, D, H, W, OD, OH, OW, KD, KH,       \
-                                   KW, SD, SH, SW, PD, PH, PW);                                                  \
-    }                                                                                                            \
-    extern "C" __global__ void __launch_bounds__(256, 2) pool_l2_backward_##SUFFIX(                              \
-        const T* __restrict__ gy, const T* __restrict__ x, const T* __restrict__ y, T* __restrict__ gx,          \
-        POOL_GEOMETRY_PARAMS) {                                                                                  \
-        pool_backward<T, POOL_L2>(gy, nullptr, x, y, gx, planes, D, H, W, OD, OH, OW, KD, KH, KW, SD, SH,        \
-                                  SW, PD, PH, PW);                                                               \
-    }                                                                                                            \
-    extern "C" __global__ void __launch_bounds__(256, 4) pool_max_backward_tiled_##SUFFIX(                       \
-        const T* __restrict__ gy, const int* __restrict__ argmax, T* __restrict__ gx, POOL_GEOMETRY_PARAMS) {    \
-        pool_backward_tiled<T, POOL_MAX>(gy, argmax, nullptr, nullptr, gx, planes, D, H, W, OD, OH, OW, KD, KH,  \
-                                         KW, SD, SH, SW, PD, PH, PW);                                            \
-    }                                                                                                            \
-    extern "C" __global__ void __launch_bounds__(256, 4) pool_avg_backward_tiled_##SUFFIX(                       \
-        const T* __restrict__ gy, T* __restrict__ gx, POOL_GEOMETRY_PARAMS) {                                    \
-        pool_backward_tiled<T, POOL_AVG>(gy, nullptr, nullptr, nullptr, gx, planes, D, H, W, OD, OH, OW, KD, KH, \
-                                         KW, SD, SH, SW, PD, PH, PW);                                            \
-    }                                                                                                            \
-    extern "C" __global__ void __launch_bounds__(256, 4) pool_l2_backward_tiled_##SUFFIX(                        \
-        const T* __restrict__ gy, const T* __restrict__ x, const T* __restrict__ y, T* __restrict__ gx,          \
-        POOL_GEOMETRY_PARAMS) {                                                                                  \
-        pool_backward_tiled<T, POOL_L2>(gy, nullptr, x, y, gx, planes, D, H, W, OD, OH, OW, KD, KH, KW, SD, SH,  \
-                                        SW, PD, PH, PW);                                                         \
+        KERNEL<T, POOL_MAX>(gy, argmax, nullptr, nullptr, gx, POOL_GEOMETRY_ARGS);                               \
+    }
+#define POOL_AVG_BACKWARD_ENTRY(NAME, T, KERNEL, MIN_BLOCKS)                                                     \
+    extern "C" __global__ void __launch_bounds__(256, MIN_BLOCKS)                                                \
+        NAME(const T* __restrict__ gy, T* __restrict__ gx, POOL_GEOMETRY_PARAMS) {                               \
+        KERNEL<T, POOL_AVG>(gy, nullptr, nullptr, nullptr, gx, POOL_GEOMETRY_ARGS);                              \
+    }
+#define POOL_L2_BACKWARD_ENTRY(NAME, T, KERNEL, MIN_BLOCKS)                                                      \
+    extern "C" __global__ void __launch_bounds__(256, MIN_BLOCKS)                                                \
+        NAME(const T* __restrict__ gy, const T* __restrict__ x, const T* __restrict__ y, T* __restrict__ gx,     \
+             POOL_GEOMETRY_PARAMS) {                                                                             \
+        KERNEL<T, POOL_L2>(gy, nullptr, x, y, gx, POOL_GEOMETRY_ARGS);                                           \
     }
 
-POOL_ENTRIES(f32, float)
-POOL_ENTRIES(f64, double)
+POOL_MAX_FORWARD_ENTRY(pool_max_forward_f32, float)
+POOL_MAX_FORWARD_ENTRY(pool_max_forward_f64, double)
+POOL_FORWARD_ENTRY(pool_avg_forward_f32, float, POOL_AVG)
+POOL_FORWARD_ENTRY(pool_avg_forward_f64, double, POOL_AVG)
+POOL_FORWARD_ENTRY(pool_l2_forward_f32, float, POOL_L2)
+POOL_FORWARD_ENTRY(pool_l2_forward_f64, double, POOL_L2)
+POOL_MAX_BACKWARD_ENTRY(pool_max_backward_f32, float, pool_backward, 2)
+POOL_MAX_BACKWARD_ENTRY(pool_max_backward_f64, double, pool_backward, 2)
+POOL_AVG_BACKWARD_ENTRY(pool_avg_backward_f32, float, pool_backward, 2)
+POOL_AVG_BACKWARD_ENTRY(pool_avg_backward_f64, double, pool_backward, 2)
+POOL_L2_BACKWARD_ENTRY(pool_l2_backward_f32, float, pool_backward, 2)
+POOL_L2_BACKWARD_ENTRY(pool_l2_backward_f64, double, pool_backward, 2)
+POOL_MAX_BACKWARD_ENTRY(pool_max_backward_tiled_f32, float, pool_backward_tiled, 4)
+POOL_MAX_BACKWARD_ENTRY(pool_max_backward_tiled_f64, double, pool_backward_tiled, 4)
+POOL_AVG_BACKWARD_ENTRY(pool_avg_backward_tiled_f32, float, pool_backward_tiled, 4)
+POOL_AVG_BACKWARD_ENTRY(pool_avg_backward_tiled_f64, double, pool_backward_tiled, 4)
+POOL_L2_BACKWARD_ENTRY(pool_l2_backward_tiled_f32, float, pool_backward_tiled, 4)
+POOL_L2_BACKWARD_ENTRY(pool_l2_backward_tiled_f64, double, pool_backward_tiled, 4)

@@ -5,16 +5,19 @@ Importing this package never imports CuPy; the functions that need it ask
 :class:`~cnnkit.backend.CudaUnavailableError` with the reason on a machine without
 CuPy or a GPU. The kernels themselves live in ``kernels/*.cu``; :mod:`.launcher`
 compiles and launches them and :mod:`.ops` registers their wrappers with
-:mod:`cnnkit.registry`.
+:mod:`cnnkit.registry`. :func:`use_emulation` runs the same kernels on the CPU
+(:mod:`.emulator`), for testing and debugging them without a GPU.
 """
 from __future__ import annotations
 
 from typing import NamedTuple
 
-from .. import backend
+from .. import backend, registry
+from .emulator import KernelFault, use_emulation
 from .launcher import device_properties, kernel_cache_dir
 
 __all__ = [
+    "KernelFault",
     "MemoryInfo",
     "device_count",
     "device_name",
@@ -25,6 +28,7 @@ __all__ = [
     "memory_info",
     "set_matmul_precision",
     "synchronize",
+    "use_emulation",
 ]
 
 MATMUL_PRECISIONS = ("highest", "tf32")
@@ -118,3 +122,7 @@ def matmul_precision_in_use() -> dict:
     compute_type = backend.cublas_float32_compute_type()
     cublas = None if compute_type is None else ("tf32" if compute_type == "COMPUTE_TYPE_TF32" else "fp32")
     return {"setting": _matmul_precision, "cublas": cublas}
+
+
+if registry.kernel_choice() == registry.EMULATE:  # CNNKIT_KERNELS=emulate
+    use_emulation()

@@ -42,10 +42,10 @@ SHAPE_NAMES = ("N", "C", "D", "H", "W", "F", "KD", "KH", "KW", "OD", "OH", "OW",
                "pad_d", "pad_h", "pad_w", "dilation_d", "dilation_h", "dilation_w", "groups")
 _SHAPE_PARAMS = tuple(Scalar(name, "int32", low=0 if name.startswith("pad") else 1) for name in SHAPE_NAMES)
 _ARRAYS = {
-    "fwd": (Array("x", "float32"), Array("weight", "float32"), Array("bias", "float32", optional=True),
+    "forward": (Array("x", "float32"), Array("weight", "float32"), Array("bias", "float32", optional=True),
             Array("y", "float32")),
-    "bwd_data": (Array("gy", "float32"), Array("weight", "float32"), Array("gx", "float32")),
-    "bwd_filter": (Array("gy", "float32"), Array("x", "float32"), Array("gW", "float32")),
+    "backward_data": (Array("gy", "float32"), Array("weight", "float32"), Array("gx", "float32")),
+    "backward_filter": (Array("gy", "float32"), Array("x", "float32"), Array("gW", "float32")),
 }
 _DEPTHWISE_FILTER_ARRAYS = (Array("gy", "float32"), Array("x", "float32"), Array("partial", "float32"))
 
@@ -56,7 +56,7 @@ GEMM_KERNELS = {
 }
 DEPTHWISE_KERNELS = {
     pass_name: Kernel("conv.cu", f"conv_depthwise_{pass_name}_f32",
-                      (_DEPTHWISE_FILTER_ARRAYS if pass_name == "bwd_filter" else _ARRAYS[pass_name])
+                      (_DEPTHWISE_FILTER_ARRAYS if pass_name == "backward_filter" else _ARRAYS[pass_name])
                       + _SHAPE_PARAMS + (Scalar("tile_h", "int32", low=1), Scalar("tile_w", "int32", low=1)))
     for pass_name in PASSES
 }
@@ -143,7 +143,7 @@ def _run_gemm(plan: GemmPlan, pass_name: str, inputs: tuple, bias, out, shape: C
     """
     split = plan.slices > 1
     target = backend.cupy().empty((plan.slices,) + tuple(out.shape), dtype=np.float32) if split else out
-    bias_arg = (None if split else bias,) if pass_name == "fwd" else ()
+    bias_arg = (None if split else bias,) if pass_name == "forward" else ()
     GEMM_KERNELS[(pass_name, plan.tile.name)].launch(
         plan.grid, (plan.tile.threads,), inputs + bias_arg + (target, *shape.args(), plan.k_chunk))
     if split:
@@ -153,48 +153,48 @@ def _run_gemm(plan: GemmPlan, pass_name: str, inputs: tuple, bias, out, shape: C
 def _forward(x, W, b, shape: ConvShape, device: int):
     cupy = backend.cupy()
     y = cupy.empty((shape.N, shape.F) + _spatial(shape, "out", x.ndim - 2), dtype=np.float32)
-    plan = plan_depthwise("fwd", shape) if shape.is_depthwise else None
+    plan = plan_depthwise("forward", shape) if shape.is_depthwise else None
     if plan is not None:
-        DEPTHWISE_KERNELS["fwd"].launch(plan.grid, (plan.threads,), (x, W, b, y, *shape.args(), plan.tile_h,
+        DEPTHWISE_KERNELS["forward"].launch(plan.grid, (plan.threads,), (x, W, b, y, *shape.args(), plan.tile_h,
                                                                       plan.tile_w), shared_memory=plan.shared_memory)
         return y
-    plan = plan_gemm("fwd", shape, _sm_count(device))
+    plan = plan_gemm("forward", shape, _sm_count(device))
     if plan is None:
         return None
-    _run_gemm(plan, "fwd", (x, W), b, y, shape, device, bias_inner=shape.out_positions)
+    _run_gemm(plan, "forward", (x, W), b, y, shape, device, bias_inner=shape.out_positions)
     return y
 
 
 def _backward_data(gy, W, input_shape: tuple, shape: ConvShape, device: int):
     gx = backend.cupy().empty(input_shape, dtype=np.float32)
-    plan = plan_depthwise("bwd_data", shape) if shape.is_depthwise else None
+    plan = plan_depthwise("backward_data", shape) if shape.is_depthwise else None
     if plan is not None:
-        DEPTHWISE_KERNELS["bwd_data"].launch(plan.grid, (plan.threads,), (gy, W, gx, *shape.args(), plan.tile_h,
+        DEPTHWISE_KERNELS["backward_data"].launch(plan.grid, (plan.threads,), (gy, W, gx, *shape.args(), plan.tile_h,
                                                                            plan.tile_w),
                                              shared_memory=plan.shared_memory)
         return gx
-    plan = plan_gemm("bwd_data", shape, _sm_count(device))
+    plan = plan_gemm("backward_data", shape, _sm_count(device))
     if plan is None:
         return None
-    _run_gemm(plan, "bwd_data", (gy, W), None, gx, shape, device)
+    _run_gemm(plan, "backward_data", (gy, W), None, gx, shape, device)
     return gx
 
 
 def _backward_filter(gy, x, W_shape: tuple, shape: ConvShape, device: int):
     cupy = backend.cupy()
     gW = cupy.empty(W_shape, dtype=np.float32)
-    plan = plan_depthwise("bwd_filter", shape) if shape.is_depthwise else None
+    plan = plan_depthwise("backward_filter", shape) if shape.is_depthwise else None
     if plan is not None:
         partial = cupy.empty((plan.slices, gW.size), dtype=np.float32)
-        DEPTHWISE_KERNELS["bwd_filter"].launch(plan.grid, (plan.threads,), (gy, x, partial, *shape.args(),
+        DEPTHWISE_KERNELS["backward_filter"].launch(plan.grid, (plan.threads,), (gy, x, partial, *shape.args(),
                                                                              plan.tile_h, plan.tile_w),
                                                shared_memory=plan.shared_memory)
         _reduce(partial, gW, None, 1, 1, device)
         return gW
-    plan = plan_gemm("bwd_filter", shape, _sm_count(device))
+    plan = plan_gemm("backward_filter", shape, _sm_count(device))
     if plan is None:
         return None
-    _run_gemm(plan, "bwd_filter", (gy, x), None, gW, shape, device)
+    _run_gemm(plan, "backward_filter", (gy, x), None, gW, shape, device)
     return gW
 
 

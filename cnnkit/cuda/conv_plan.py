@@ -144,7 +144,7 @@ TILES = (
     Tile("32x32", 32, 32, 64, 8, 0.5),
     Tile("32x16", 32, 16, 32, 16, 0.5),
 )
-PASSES = ("fwd", "bwd_data", "bwd_filter")
+PASSES = ("forward", "backward_data", "backward_filter")
 
 
 @dataclass(frozen=True)
@@ -165,16 +165,16 @@ def gemm_problem(pass_name: str, shape: ConvShape) -> tuple[int, int, int, int]:
     Backward-data runs one product per stride residue class: M and K are the largest
     over the classes (ceil(I / S) positions and ceil(k / tap step) taps per axis).
     """
-    if pass_name == "fwd":
+    if pass_name == "forward":
         return shape.N * shape.out_positions, shape.Fg, shape.Cg * shape.taps, shape.groups
-    if pass_name == "bwd_data":
+    if pass_name == "backward_data":
         rows, taps = shape.N, 1
         for size, k, s, d in zip((shape.D, shape.H, shape.W), (shape.KD, shape.KH, shape.KW), shape.stride,
                                  shape.dilation):
             rows *= ceil_div(size, s)
             taps *= ceil_div(k, s // math.gcd(s, d))
         return rows, shape.Cg, shape.Fg * taps, shape.groups * shape.classes
-    if pass_name == "bwd_filter":
+    if pass_name == "backward_filter":
         return shape.Fg, shape.Cg * shape.taps, shape.N * shape.out_positions, shape.groups
     raise ValueError(f"pass must be one of {', '.join(PASSES)}, got {pass_name!r}")
 
@@ -223,7 +223,7 @@ def plan_gemm(pass_name: str, shape: ConvShape, sm_count: int, tiles: tuple = TI
     out_elements = shape.N * shape.F * shape.out_positions
     weight_elements = shape.F * shape.Cg * shape.taps
     io_bytes = 4 * (in_elements + out_elements + weight_elements)
-    result_elements = {"fwd": out_elements, "bwd_data": in_elements, "bwd_filter": weight_elements}[pass_name]
+    result_elements = {"forward": out_elements, "backward_data": in_elements, "backward_filter": weight_elements}[pass_name]
     best = None
     for tile in tiles:
         if ceil_div(N, tile.cols) > _GRID_YZ_LIMIT:
@@ -269,11 +269,11 @@ def depthwise_shared_floats(pass_name: str, shape: ConvShape, tile_h: int, tile_
     """Dynamic shared memory of a depthwise kernel, in 4-byte words (as each kernel checks it)."""
     mult, taps = shape.F // shape.C, shape.taps
     (sd, sh, sw), (dd, dh, dw) = shape.stride, shape.dilation
-    if pass_name == "bwd_data":
+    if pass_name == "backward_data":
         reach = (_reach(1, sd, shape.KD, dd) * _reach(tile_h, sh, shape.KH, dh) * _reach(tile_w, sw, shape.KW, dw))
         return mult * reach + mult * taps
     halo = shape.KD * _halo(tile_h, sh, shape.KH, dh) * _halo(tile_w, sw, shape.KW, dw)
-    if pass_name == "fwd":
+    if pass_name == "forward":
         return halo + mult * taps
     positions = tile_h * tile_w
     return halo + mult * positions + positions + max(mult * taps, threads)
@@ -289,7 +289,7 @@ def plan_depthwise(pass_name: str, shape: ConvShape, shared_limit: int = DEFAULT
         raise ValueError(f"pass must be one of {', '.join(PASSES)}, got {pass_name!r}")
     if not shape.is_depthwise or shape.C > _GRID_YZ_LIMIT or shape.N > _GRID_YZ_LIMIT:
         return None
-    planes, rows, cols = ((shape.D, shape.H, shape.W) if pass_name == "bwd_data"
+    planes, rows, cols = ((shape.D, shape.H, shape.W) if pass_name == "backward_data"
                           else (shape.OD, shape.OH, shape.OW))
     tile_w = min(cols, 1024)
     tile_h = min(rows, max(1, 1024 // tile_w))

@@ -83,7 +83,8 @@ def row_kernel(name: str, suffix: str, target: str | None = None) -> Kernel:
         arrays = [Array("z", dtype), Array("target", "int64" if target == "index" else dtype),
                   Array("loss", dtype), Array("probs", dtype)]
     return Kernel("elementwise.cu", f"{name}_{suffix}",
-                  arrays + [Scalar("rows", "int64", low=1), Scalar("cols", "int32", low=1)])
+                  arrays + [Scalar("rows", "int64", low=1), Scalar("cols", "int32", low=1)],
+                  threads=_block_reduction_threads(name))
 
 
 @lru_cache(maxsize=None)
@@ -128,7 +129,12 @@ def named_kernel(name: str, suffix: str) -> Kernel:
                               Scalar("inner", "int32", low=1)],
     }
     base = name.removeprefix("log_").removesuffix("_warp").removesuffix("_block")
-    return Kernel("elementwise.cu", f"{name}_{suffix}", table[base])
+    return Kernel("elementwise.cu", f"{name}_{suffix}", table[base], threads=_block_reduction_threads(name))
+
+
+def _block_reduction_threads(name: str) -> int | None:
+    """THREADS for the kernels whose block reductions assume exactly that many threads, else None."""
+    return THREADS if name.endswith("_block") or name in ("bn_stats", "bn_backward_reduce") else None
 
 
 def row_variant(cols: int) -> str:

@@ -65,23 +65,45 @@ def kernel_files() -> list[str]:
     return sorted(path.name for path in kernel_source_dir().glob("*.cu"))
 
 
-def check_self_contained(file_name: str, source: str) -> None:
-    """Reject ``#include "..."``: CuPy's cache key hashes the source text, not the headers it includes."""
-    match = re.search(r'^\s*#\s*include\s*"([^"]*)"', source, re.MULTILINE)
-    if match:
-        raise ValueError(f"{file_name}: kernel sources must be self-contained, but it includes {match.group(1)!r}; "
-                         f"an edited header would not invalidate CuPy's kernel cache, so inline it")
+_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*"([^"]*)"[ \t]*$', re.MULTILINE)
+
+
+def expand_includes(file_name: str, source: str, headers: dict[str, str]) -> str:
+    """``source`` with each ``#include "header"`` of a kernels/ header replaced by the header's text.
+
+    CuPy's cache key hashes the source string, not the headers NVRTC would pull in: with the
+    text inlined, editing a header recompiles every kernel that includes it. ``#line``
+    directives keep compiler messages pointing at the right file and line.
+
+    Args:
+        headers: the text of every header in kernels/ by file name.
+
+    Raises:
+        ValueError: an include of a file that is not a kernels/ header.
+    """
+    def inline(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in headers:
+            raise ValueError(f"{file_name}: includes {name!r}, which is not a header in kernels/ "
+                             f"({', '.join(sorted(headers)) or 'none'}); kernels include only those")
+        line = source.count("\n", 0, match.end()) + 2
+        return f'#line 1 "{name}"\n{headers[name]}\n#line {line} "{file_name}"'
+
+    return _INCLUDE.sub(inline, source)
+
+
+def kernel_headers() -> dict[str, str]:
+    """The text of every ``kernels/*.cuh`` header by file name."""
+    return {path.name: path.read_text() for path in sorted(kernel_source_dir().glob("*.cuh"))}
 
 
 def read_kernel_source(file_name: str) -> str:
-    """The text of ``kernels/<file_name>``, checked to be self-contained."""
+    """The text of ``kernels/<file_name>`` with its kernels/ headers inlined (:func:`expand_includes`)."""
     path = kernel_source_dir() / file_name
     if not path.is_file():
         raise FileNotFoundError(f"kernel source {file_name!r} not found in {path.parent}; "
                                 f"available: {', '.join(kernel_files()) or 'none'}")
-    source = path.read_text()
-    check_self_contained(file_name, source)
-    return source
+    return expand_includes(file_name, path.read_text(), kernel_headers())
 
 
 @contextmanager
@@ -317,10 +339,14 @@ class Kernel:
 
         Kernel("gemm.cu", "gemm_f32_nn_128x128_vec4",
                [Array("A", "float32", ROWS), ..., Scalar("M", "int32", low=1), ...])
+
+    ``threads``: the exact number of threads per block the kernel needs (block-wide
+    reductions written for one size), or None when any block the launch limits allow works.
     """
 
-    def __init__(self, file_name: str, name: str, params: Sequence[Array | Scalar]):
+    def __init__(self, file_name: str, name: str, params: Sequence[Array | Scalar], threads: int | None = None):
         self.file_name, self.name, self.params = file_name, name, tuple(params)
+        self.threads = threads
         names = [p.name for p in self.params]
         if len(set(names)) != len(names):
             raise ValueError(f"{name}: parameter names must be unique, got {names}")
@@ -405,9 +431,21 @@ class Kernel:
             shared_memory: dynamic shared memory per block in bytes; above 48 KB the
                 kernel's limit is raised first (once per device).
         """
+        from . import emulator
+
         device_index = current_device_index()
         checked = self.check(args, device_index)
         grid, block = check_launch_shape(self.name, grid, block)
+        if self.threads is not None and math.prod(block) != self.threads:
+            raise ValueError(f"{self.name}: must be launched with blocks of exactly {self.threads} threads (its "
+                             f"block reductions are written for that many), got block {block}")
+        available = device_properties(device_index).max_shared_memory_per_block
+        if shared_memory > available:
+            raise ValueError(f"{self.name}: needs {shared_memory} bytes of shared memory per block, but "
+                             f"cuda:{device_index} allows at most {available}")
+        if emulator.is_active():
+            emulator.launch(self, grid, block, checked, shared_memory)
+            return
         function = KernelModule.load(self.file_name, device_index).function(self.name)
         if shared_memory > DEFAULT_SHARED_MEMORY_LIMIT:
             self._allow_shared_memory(function, device_index, shared_memory)
@@ -416,10 +454,6 @@ class Kernel:
     def _allow_shared_memory(self, function, device_index: int, nbytes: int) -> None:
         if self._shared_memory_set.get(device_index, 0) >= nbytes:
             return
-        available = device_properties(device_index).max_shared_memory_per_block
-        if nbytes > available:
-            raise ValueError(f"{self.name}: needs {nbytes} bytes of shared memory per block, but cuda:{device_index} "
-                             f"allows at most {available}")
         function.max_dynamic_shared_size_bytes = nbytes
         self._shared_memory_set[device_index] = nbytes
 

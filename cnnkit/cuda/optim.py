@@ -1,7 +1,8 @@
 """CUDA implementations of ``sgd_update`` and ``adam_update`` (kernels in ``kernels/optim.cu``).
 
-Each is ONE multi-tensor launch over every parameter, with the signature of its
-reference in :mod:`cnnkit.optimizers`. The launch reads two small tables:
+Each is ONE multi-tensor launch over every parameter (one more for each repeat of an
+array, see :func:`sequential_rounds`), with the signature of its reference in
+:mod:`cnnkit.optimizers`. The launch reads two small tables:
 
 - a block map: block b updates elements [start_b, start_b + CHUNK) of tensor t_b. It
   depends only on the parameter sizes, so it is built on the host and uploaded once per
@@ -121,18 +122,43 @@ def _fusable(lists: Sequence[Sequence[Any]]) -> str | None:
     return _SUFFIXES[first.dtype]
 
 
+def sequential_rounds(lists: Sequence[Sequence[Any]]) -> list[list[int]]:
+    """The entries of the lists split into launches in which no array is updated twice.
+
+    The same array may appear more than once (tied weights); in one launch two blocks would then
+    update it at the same time and one update would be lost. The reference updates the entries
+    one after another, so an entry that writes an array (its parameter or a slot; gradients are
+    only read) an earlier entry writes goes into a later launch than that entry's. Without
+    repeats there is one launch, of every entry.
+    """
+    written = [lists[0]] + list(lists[2:])
+    latest: dict[int, int] = {}  # address -> the launch of the last entry writing it
+    rounds: list[list[int]] = []
+    for t in range(len(lists[0])):
+        addresses = {int(arrays[t].data.ptr) for arrays in written}
+        launch = max((latest[a] + 1 for a in addresses if a in latest), default=0)
+        for address in addresses:
+            latest[address] = launch
+        if launch == len(rounds):
+            rounds.append([])
+        rounds[launch].append(t)
+    return rounds
+
+
 def _launch(name: str, suffix: str, lists: Sequence[Sequence[Any]], scalars: tuple) -> None:
     cupy = backend.cupy()
-    params = lists[0]
-    device_index = params[0].device.id
+    device_index = lists[0][0].device.id
     with cupy.cuda.Device(device_index):
-        tables = _device_block_map(device_index, tuple(int(p.size) for p in params))
-        if tables.blocks == 0:
-            return
-        pointers = tuple(int(arrays[t].data.ptr) for t in range(len(params)) for arrays in lists)
-        table = _device_pointers(device_index, pointers, len(lists))
-        KERNELS[name, suffix].launch((tables.blocks,), (THREADS,),
-                                     (table, tables.sizes, tables.block_tensor, tables.block_start, CHUNK) + scalars)
+        for entries in sequential_rounds(lists):
+            round_lists = [[arrays[t] for t in entries] for arrays in lists]
+            tables = _device_block_map(device_index, tuple(int(p.size) for p in round_lists[0]))
+            if tables.blocks == 0:
+                continue
+            pointers = tuple(int(arrays[t].data.ptr) for t in range(len(entries)) for arrays in round_lists)
+            table = _device_pointers(device_index, pointers, len(lists))
+            KERNELS[name, suffix].launch((tables.blocks,), (THREADS,),
+                                         (table, tables.sizes, tables.block_tensor, tables.block_start, CHUNK) +
+                                         scalars)
 
 
 @register("sgd_update", CUDA)

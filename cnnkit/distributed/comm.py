@@ -267,6 +267,11 @@ def allgather(array: Any) -> list:
 
 # ---------------------------------------------------------------- collectives on Python objects
 
+def any_rank(flag: bool) -> bool:
+    """True on every rank when ``flag`` is true on at least one (a vote, so all ranks take the same branch)."""
+    return bool(world().comm.allreduce(int(bool(flag))))
+
+
 def broadcast_object(obj: Any, root: int = 0) -> Any:
     """Rank ``root``'s ``obj`` (pickled) on every rank."""
     _check_root("broadcast_object", root)

@@ -23,6 +23,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd import Tensor
+from ..layers.norm import BatchNormalization
 from . import comm
 from .reducer import GradientReducer
 from .sampler import DistributedSampler
@@ -75,19 +76,28 @@ class DataParallel(LocalStrategy):
     to choose. Start the script with ``mpirun -n N python train.py``; on GPUs, one
     rank per GPU, each using ``cuda:(local_rank mod GPUs)``.
 
+    Batch normalisation uses each rank's own batch statistics in training, as PyTorch
+    does by default, and rank 0's moving statistics are copied to every rank after each
+    step (PyTorch's ``broadcast_buffers``), so all ranks hold the same model.
+
     Args:
         bucket_cap_mb: gradients are all-reduced in buckets of about this many
             megabytes (the first bucket at most 1 MB, so reduction starts early).
+        sync_batch_norm: normalise with the statistics of the whole step, over every
+            rank (PyTorch's ``SyncBatchNorm``): two small all-reduces per layer forward
+            and one in backward; worth it when the per-rank batch is small.
     """
 
-    def __init__(self, bucket_cap_mb: float = 25.0):
+    def __init__(self, bucket_cap_mb: float = 25.0, sync_batch_norm: bool = False):
         if isinstance(bucket_cap_mb, bool) or not isinstance(bucket_cap_mb, (int, float)) or not bucket_cap_mb > 0:
             raise ValueError(f"DataParallel: bucket_cap_mb must be a positive number, got {bucket_cap_mb!r}")
         self.bucket_cap_mb = float(bucket_cap_mb)
+        self.sync_batch_norm = bool(sync_batch_norm)
         comm.init()
         self.rank = comm.rank()
         self.size = comm.size()
         self._reducer: GradientReducer | None = None
+        self._batch_norms: list = []
 
     @property
     def is_main_process(self) -> bool:
@@ -128,6 +138,9 @@ class DataParallel(LocalStrategy):
         backend.set_rng_state(comm.broadcast_object(backend.get_rng_state()))
         model.initial_epoch, model.epoch = comm.broadcast_object((model.initial_epoch, model.epoch))
         self._reducer = GradientReducer(model.trainable_weights, self.bucket_cap_mb)
+        self._batch_norms = [layer for layer in model.walk() if isinstance(layer, BatchNormalization)]
+        for layer in self._batch_norms:
+            layer.synchronized = self.sync_batch_norm
 
     def reduce_gradients(self, params: list) -> None:
         if self._reducer is None:
@@ -136,6 +149,20 @@ class DataParallel(LocalStrategy):
             self._reducer.remove()
             self._reducer = GradientReducer(list(params), self.bucket_cap_mb)
         self._reducer.finish()
+        if not self.sync_batch_norm:  # synchronised statistics are the same everywhere already
+            self._broadcast_moving_statistics()
+
+    def _broadcast_moving_statistics(self) -> None:
+        statistics = [p for layer in self._batch_norms if layer.built
+                      for p in (layer.moving_mean, layer.moving_variance)]
+        if not statistics:
+            return
+        xp = statistics[0].xp
+        packed = comm.broadcast(xp.concatenate([p.data.ravel() for p in statistics]), root=0)
+        offset = 0
+        for p in statistics:
+            p.data[...] = packed[offset:offset + p.size].reshape(p.shape)
+            offset += p.size
 
     def global_losses(self, loss: Tensor, parts: dict) -> tuple[Tensor, dict]:
         """The mean over ranks of this step's losses (equal shards make it the loss of the whole step)."""
@@ -148,7 +175,7 @@ class DataParallel(LocalStrategy):
 
     def agree(self, flag: bool) -> bool:
         """True on every rank when it is true on any (so all ranks report at the same steps)."""
-        return bool(comm.world().comm.allreduce(int(flag)))
+        return comm.any_rank(flag)
 
     def combined(self, groups: list) -> list:
         """Copies of ``groups`` (lists of metrics) holding every rank's state; each rank keeps its own going."""
@@ -180,6 +207,9 @@ class DataParallel(LocalStrategy):
         return [regather(a) for a in outputs] if isinstance(outputs, list) else regather(outputs)
 
     def end(self) -> None:
+        for layer in self._batch_norms:
+            layer.synchronized = False
+        self._batch_norms = []
         if self._reducer is not None:
             self._reducer.remove()
             self._reducer = None

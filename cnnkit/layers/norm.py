@@ -56,6 +56,8 @@ class BatchNormalization(Layer):
         self.gamma_regularizer = regularizers.get(gamma_regularizer)
         # updates folded into the moving statistics since they were initialised; None: unknown, many
         self.updates_seen: int | None = 0
+        # set by cnnkit.distributed.DataParallel(sync_batch_norm=True) while it trains: statistics over all ranks
+        self.synchronized = False
 
     def build(self, input_shape):
         if not -len(input_shape) <= self.axis < len(input_shape) or len(input_shape) < 2:
@@ -76,7 +78,7 @@ class BatchNormalization(Layer):
         updating = training and self.trainable
         y = batch_norm(x, self.gamma, self.beta, self.moving_mean, self.moving_variance, training=updating,
                        momentum=self._update_momentum() if updating else self.momentum, eps=self.epsilon,
-                       axis=self.axis)
+                       axis=self.axis, synchronized=self.synchronized)
         if updating and self.updates_seen is not None:
             self.updates_seen += 1
         return y

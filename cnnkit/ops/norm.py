@@ -160,7 +160,7 @@ def _check_channel_vector(value, name: str, C: int, x: Tensor) -> None:
 
 
 def batch_norm(x, gamma, beta, moving_mean, moving_var, training: bool, momentum: float = 0.99,
-               eps: float = 1e-3, axis: int = 1) -> Tensor:
+               eps: float = 1e-3, axis: int = 1, synchronized: bool = False) -> Tensor:
     """Batch normalisation over the channel ``axis`` (Ioffe & Szegedy, 2015).
 
     In training, x is normalised with the statistics of the batch, and the moving
@@ -179,6 +179,8 @@ def batch_norm(x, gamma, beta, moving_mean, moving_var, training: bool, momentum
         momentum: weight of the old moving statistics in each update.
         eps: added to the variance before the square root.
         axis: the channel axis (1 for channels-first data; negative values count from the end).
+        synchronized: in training, use the statistics of the samples of every rank of a
+            distributed job (:class:`cnnkit.distributed.sync_batch_norm.SyncBatchNorm`).
 
     Returns:
         A tensor of x's shape and dtype.
@@ -205,7 +207,11 @@ def batch_norm(x, gamma, beta, moving_mean, moving_var, training: bool, momentum
         raise ValueError(f"batch_norm: batch statistics need more than one value per channel, but input of "
                          f"shape {x.shape} has {x.size // C} per channel along axis {axis}; use a batch of at "
                          f"least 2, or training=False")
-    function = BatchNorm(eps, axis, True)
+    if synchronized:
+        from ..distributed.sync_batch_norm import SyncBatchNorm
+        function = SyncBatchNorm(eps, axis)
+    else:
+        function = BatchNorm(eps, axis, True)
     y = function(x, gamma, beta)
     for moving, batch in ((moving_mean, function.batch_mean), (moving_var, function.batch_var)):
         moving.data *= momentum

@@ -16,7 +16,7 @@ from cnnkit.cuda.launcher import ceil_div
 from cnnkit.cuda.conv_plan import TILES, ConvShape, GemmPlan, gemm_problem, plan_depthwise, plan_gemm
 from cnnkit.layers import Conv2D
 from cnnkit.window import make_geometry
-from tests.cuda.launch_recorder import fake, is_fake
+from tests.cuda.launch_recorder import fake, is_fake, kernel_entries
 
 conv_ops = importlib.import_module("cnnkit.ops.conv")  # the package re-exports a function named conv
 
@@ -38,26 +38,21 @@ ANCHORS = [
 
 # ---------------------------------------------------------------- kernel sources (CPU)
 
-def entry_points() -> set[str]:
-    source = launcher.read_kernel_source("conv.cu")
-    tiles = re.findall(r"^CONV_IGEMM_ENTRIES\((\w+),", source, re.MULTILINE)
-    plain = re.findall(r'^extern "C" __global__ void (?:__launch_bounds__\(\d+\) )?(\w+)\(', source, re.MULTILINE)
-    return {f"conv_{p}_f32_{tile}" for tile in tiles for p in ("fwd", "bwd_data", "bwd_filter")} | set(plain)
-
-
 def test_every_kernel_the_wrapper_can_launch_exists_in_conv_cu():
-    names = entry_points()
+    names = kernel_entries("conv.cu")
     assert cuda_conv.kernel_names() <= names
-    assert {"conv_splitk_reduce_f32", "conv_depthwise_fwd_f32", "conv_depthwise_bwd_data_f32",
-            "conv_depthwise_bwd_filter_f32"} <= names
+    assert {"conv_splitk_reduce_f32", "conv_depthwise_forward_f32", "conv_depthwise_backward_data_f32",
+            "conv_depthwise_backward_filter_f32"} <= names
 
 
 def test_tiles_match_the_kernel_entries():
     source = launcher.read_kernel_source("conv.cu")
-    entries = re.findall(r"^CONV_IGEMM_ENTRIES\((\w+), (\d+), (\d+), (\d+), (\d+), (\d+)\)", source, re.MULTILINE)
-    declared = {name: (int(bm), int(bn), 32 * (int(bm) // int(wm)) * (int(bn) // int(wn)), int(blocks))
-                for name, bm, bn, wm, wn, blocks in entries}
-    assert declared == {t.name: (t.rows, t.cols, t.threads, t.blocks_per_sm) for t in TILES}
+    entries = re.findall(r"^CONV_(FORWARD|BACKWARD_DATA|BACKWARD_FILTER)_ENTRY\(conv_\w+_f32_(\w+), (\d+), (\d+), "
+                         r"(\d+), (\d+), (\d+)\)", source, re.MULTILINE)
+    for pass_entry in ("FORWARD", "BACKWARD_DATA", "BACKWARD_FILTER"):
+        declared = {name: (int(bm), int(bn), 32 * (int(bm) // int(wm)) * (int(bn) // int(wn)), int(blocks))
+                    for entry, name, bm, bn, wm, wn, blocks in entries if entry == pass_entry}
+        assert declared == {t.name: (t.rows, t.cols, t.threads, t.blocks_per_sm) for t in TILES}, pass_entry
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed")
@@ -67,7 +62,7 @@ def test_conv_cu_compiles_for_sm90_without_spills(tmp_path):  # .ci/compile_kern
                              str(source)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     reports = re.findall(r"(\d+) bytes spill stores, (\d+) bytes spill loads", result.stderr)
-    assert len(reports) == len(entry_points())
+    assert len(reports) == len(kernel_entries("conv.cu"))
     assert all(stores == loads == "0" for stores, loads in reports), result.stderr
 
 
@@ -105,11 +100,11 @@ def test_gemm_plans_cover_k_and_stay_in_grid_limits(case, pass_name):
 
 def test_tiles_follow_the_number_of_output_channels():
     first, second, third, fourth = (shape_of(*case) for case in ANCHORS)
-    assert plan_gemm("fwd", first, 132).tile.name == "128x32"  # F = 32: no padded columns
-    assert plan_gemm("fwd", second, 132).tile.cols == 64
-    assert plan_gemm("fwd", third, 132).tile.name == "128x128"
-    assert plan_gemm("fwd", fourth, 132).tile.name == "128x128"
-    assert plan_gemm("bwd_data", first, 132).tile.cols == 16  # C = 1: the narrowest tile
+    assert plan_gemm("forward", first, 132).tile.name == "128x32"  # F = 32: no padded columns
+    assert plan_gemm("forward", second, 132).tile.cols == 64
+    assert plan_gemm("forward", third, 132).tile.name == "128x128"
+    assert plan_gemm("forward", fourth, 132).tile.name == "128x128"
+    assert plan_gemm("backward_data", first, 132).tile.cols == 16  # C = 1: the narrowest tile
 
 
 @pytest.mark.parametrize("case", ANCHORS + [((1, 256, 14, 14), (256, 256, 3, 3), 1, 1, 1, 1),
@@ -123,7 +118,7 @@ def test_small_problems_are_split_to_fill_the_sms(case):
 
 def test_backward_data_visits_each_stride_class():
     shape = shape_of((2, 3, 9, 10), (5, 3, 3, 4), stride=(2, 3), padding="same", dilation=(1, 2))
-    M, N, K, batches = gemm_problem("bwd_data", shape)
+    M, N, K, batches = gemm_problem("backward_data", shape)
     assert batches == 6  # stride 2 × 3 residue classes
     assert M == 2 * 5 * 4  # ceil(9 / 2) × ceil(10 / 3) positions per class
     assert K == 5 * 2 * 2  # per class at most ceil(3 / 2) × ceil(4 / (3 / gcd(3, 2))) taps
@@ -145,17 +140,17 @@ def test_depthwise_plans_fit_their_shared_memory_and_threads(pass_name, x_shape,
                                                                        plan.threads)
     assert plan.threads % 32 == 0 and plan.threads <= 256
     assert plan.threads * conv_plan.DEPTHWISE_POSITIONS >= plan.tile_h * plan.tile_w
-    planes, rows, cols = ((shape.D, shape.H, shape.W) if pass_name == "bwd_data" else (shape.OD, shape.OH, shape.OW))
+    planes, rows, cols = ((shape.D, shape.H, shape.W) if pass_name == "backward_data" else (shape.OD, shape.OH, shape.OW))
     assert plan.grid == (planes * -(-rows // plan.tile_h) * -(-cols // plan.tile_w), shape.C, shape.N)
 
 
 def test_depthwise_plan_refuses_what_it_cannot_hold():
     huge_window = shape_of((1, 2, 300, 300), (2, 1, 99, 99), padding="same", groups=2)
-    assert plan_depthwise("fwd", huge_window) is None
+    assert plan_depthwise("forward", huge_window) is None
     single_channel = shape_of((4, 1, 28, 28), (32, 1, 3, 3), padding=1)  # groups = C = 1: a normal conv
-    assert not single_channel.is_depthwise and plan_depthwise("fwd", single_channel) is None
-    with pytest.raises(ValueError, match="pass must be one of fwd, bwd_data, bwd_filter, got 'forward'"):
-        plan_depthwise("forward", single_channel)
+    assert not single_channel.is_depthwise and plan_depthwise("forward", single_channel) is None
+    with pytest.raises(ValueError, match="pass must be one of forward, backward_data, backward_filter, got 'fwd'"):
+        plan_depthwise("fwd", single_channel)
 
 
 # ---------------------------------------------------------------- argument checks (CPU)
@@ -173,7 +168,7 @@ def forward_args(x=None, weight=None, bias=None, y=None, pad_h=1):
 
 
 SHAPE_INDEX = {name: i for i, name in enumerate(cuda_conv.SHAPE_NAMES)}
-FORWARD = cuda_conv.GEMM_KERNELS[("fwd", "128x32")]
+FORWARD = cuda_conv.GEMM_KERNELS[("forward", "128x32")]
 
 
 def test_kernel_declarations_accept_valid_arguments():
@@ -186,7 +181,7 @@ def test_kernel_declarations_accept_valid_arguments():
 
 
 def test_kernel_rejects_wrong_dtype_host_memory_and_other_devices():
-    with pytest.raises(TypeError, match=r"^conv_fwd_f32_128x32: argument 'x' must be a float32 CuPy array on cuda:0, "
+    with pytest.raises(TypeError, match=r"^conv_forward_f32_128x32: argument 'x' must be a float32 CuPy array on cuda:0, "
                                         r"got a float64 CuPy array$"):
         FORWARD.check(forward_args(x=zeros((2, 3, 8, 8), np.float64)), 0, is_device_array=is_fake)
     with pytest.raises(TypeError, match=r"argument 'weight' must be a float32 CuPy array on cuda:0, "
@@ -321,6 +316,7 @@ def test_forward_without_bias(rng):
 
 
 @pytest.mark.gpu
+@pytest.mark.slow  # minutes each in kernel emulation
 @pytest.mark.parametrize("case", ANCHORS)
 def test_anchor_shapes_match_float64(rng, case):
     check_all_passes(rng, *case)
@@ -342,14 +338,14 @@ def test_every_tile_with_and_without_split_k(rng, monkeypatch, launched, tile, s
     for case in [((2, 3, 17, 19), (70, 3, 3, 3), 1, 1, 1, 1), ((2, 40, 9, 11), (130, 20, 3, 3), 2, "same", 1, 2),
                  ((2, 6, 10, 9), (4, 3, 4, 4), 3, "same", 1, 2), ((2, 4, 9, 8), (12, 1, 5, 3), 2, 1, (2, 1), 4)]:
         check_all_passes(rng, *case)
-    assert f"conv_fwd_f32_{tile.name}" in launched
+    assert f"conv_forward_f32_{tile.name}" in launched
     assert ("conv_splitk_reduce_f32" in launched) == (slices > 1)
 
 
 @pytest.mark.gpu
 def test_depthwise_runs_the_direct_kernels(rng, launched):
     check_all_passes(rng, (2, 6, 11, 12), (18, 1, 3, 3), 1, "same", 1, 6)
-    assert launched == ["conv_depthwise_fwd_f32", "conv_depthwise_bwd_data_f32", "conv_depthwise_bwd_filter_f32",
+    assert launched == ["conv_depthwise_forward_f32", "conv_depthwise_backward_data_f32", "conv_depthwise_backward_filter_f32",
                         "conv_splitk_reduce_f32"]
 
 

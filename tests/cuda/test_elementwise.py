@@ -449,3 +449,16 @@ def test_registry_dispatches_to_the_kernels(rng):
     want.backward()
     np.testing.assert_allclose(loss.numpy(), want.numpy(), rtol=1e-5)
     np.testing.assert_allclose(x.grad.numpy(), x_cpu.grad.numpy(), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.gpu
+def test_block_reductions_refuse_other_block_sizes():
+    # bn_stats merges the sums of exactly 256 threads (8 warps) in shared memory: with 128 the
+    # sums of warps 4 to 7 would be read without ever being written.
+    cupy = backend.cupy()
+    x = cupy.asarray(np.ones((4, 3, 5), np.float32))
+    partial = cupy.zeros((1, 3, 2), np.float64)
+    with pytest.raises(ValueError, match=r"bn_stats_f32: must be launched with blocks of exactly 256 threads"):
+        ew.named_kernel("bn_stats", "f32").launch((3, 1), (128,), (x, partial, 4, 3, 5, 20))
+    ew.named_kernel("bn_stats", "f32").launch((3, 1), (256,), (x, partial, 4, 3, 5, 20))
+    np.testing.assert_array_equal(backend.to_numpy(partial), np.zeros((1, 3, 2)))  # Σ (x − x₀) and its square

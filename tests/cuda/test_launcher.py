@@ -3,6 +3,7 @@
 The checks look only at array metadata, so stand-in "device arrays" built from NumPy
 arrays exercise every message without a GPU.
 """
+import re
 import subprocess
 import sys
 
@@ -12,7 +13,7 @@ import pytest
 import cnnkit
 import cnnkit.cuda
 from cnnkit import backend
-from cnnkit.cuda import launcher
+from cnnkit.cuda import emulator, launcher
 from cnnkit.cuda.launcher import ROWS, Array, Kernel, Scalar
 from tests.cuda.launch_recorder import fake, is_fake
 
@@ -169,10 +170,17 @@ def test_source_finder_finds_the_gemm_kernels():
         launcher.read_kernel_source("nope.cu")
 
 
-def test_sources_must_be_self_contained():
-    launcher.check_self_contained("ok.cu", "#include <cuda_fp16.h>\nextern \"C\" __global__ void k() {}\n")
-    with pytest.raises(ValueError, match=r"bad.cu: kernel sources must be self-contained, but it includes 'common.cuh'"):
-        launcher.check_self_contained("bad.cu", '  #include "common.cuh"\n')
+def test_kernel_headers_are_inlined_so_that_the_cache_key_covers_them():
+    headers = {"common.cuh": "#define ANSWER 42\n"}
+    source = '#include <cuda_fp16.h>\n  #include "common.cuh"\nextern "C" __global__ void k() {}\n'
+    expanded = launcher.expand_includes("ok.cu", source, headers)
+    assert "#define ANSWER 42" in expanded and '#include "common.cuh"' not in expanded
+    assert '#line 3 "ok.cu"\nextern' in expanded and "#include <cuda_fp16.h>" in expanded
+    with pytest.raises(ValueError, match=r"bad.cu: includes 'other.h', which is not a header in kernels/"):
+        launcher.expand_includes("bad.cu", '#include "other.h"\n', headers)
+    for file_name in launcher.kernel_files():
+        source = launcher.read_kernel_source(file_name)
+        assert "struct FastDiv" in source and not re.search(r'^\s*#\s*include\s*"', source, re.MULTILINE), file_name
 
 
 def test_kernel_cache_dir(monkeypatch, tmp_path):
@@ -197,7 +205,7 @@ def test_matmul_precision_setting():
 def test_availability_matches_the_backend():
     assert cnnkit.cuda.device_count() == backend.cuda_device_count()
     assert cnnkit.cuda.is_available() == (cnnkit.cuda.device_count() > 0)
-    if backend._import_cupy() is None:
+    if backend._import_cupy() is None and not emulator.is_active():
         assert not cnnkit.cuda.is_available()
 
 
@@ -216,6 +224,7 @@ def test_importing_cnnkit_cuda_does_not_import_cupy():
 
 
 @pytest.mark.gpu
+@pytest.mark.skipif(emulator.is_active(), reason="checks NVRTC and the GPU itself, not the emulator")
 def test_compile_errors_name_the_file_and_carry_nvrtc_log(monkeypatch, tmp_path):
     (tmp_path / "broken.cu").write_text('extern "C" __global__ void broken(float* x) { x[0] = undefined_name; }\n')
     monkeypatch.setattr(launcher, "kernel_source_dir", lambda: tmp_path)
@@ -228,6 +237,7 @@ def test_compile_errors_name_the_file_and_carry_nvrtc_log(monkeypatch, tmp_path)
 
 
 @pytest.mark.gpu
+@pytest.mark.skipif(emulator.is_active(), reason="checks NVRTC and the GPU itself, not the emulator")
 def test_gpu_device_queries_and_precompile():
     cupy = backend.cupy()
     info = cnnkit.cuda.memory_info()

@@ -8,6 +8,8 @@ decoupled weight decay) against the NumPy references for three steps over parame
 sizes 1, 3, 4, 5, 2049 and two matrices, aligned and misaligned, and through the
 optimizer classes with one launch per step.
 """
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -257,7 +259,8 @@ def test_optimizers_take_one_launch_per_step_and_match_the_cpu(rng, monkeypatch,
     results = {}
     with registry.use_cuda_kernels(True):
         for device in ("cpu", "cuda"):
-            params = [cnnkit.Parameter(backend.to_device(v, device)) for v in values]
+            # a copy: on the CPU the parameters would be `values` themselves, updated in place
+            params = [cnnkit.Parameter(backend.to_device(v.copy(), device)) for v in values]
             optimizer = make(params)
             for grads in steps:
                 for p, g in zip(params, grads):
@@ -267,3 +270,32 @@ def test_optimizers_take_one_launch_per_step_and_match_the_cpu(rng, monkeypatch,
     assert len(launches) == 3 and len(set(launches)) == 1
     for got, want in zip(results["cuda"], results["cpu"]):
         np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-7)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("order", ["forward", "reverse"])
+def test_tied_weights_are_updated_in_sequence_like_the_reference(rng, order):
+    """The same parameter twice in the list (tied weights): the updates apply one after the other.
+
+    In one launch the blocks of both entries would update it at the same time; the emulator runs
+    blocks one after another, and a result that changes with their order exposes that race.
+    """
+    from cnnkit.cuda import emulator
+    if not emulator.is_active() and order == "reverse":
+        pytest.skip("the block order is the emulator's to choose")
+    shapes = [(5,), (3, 4), (5,)]
+    p, q = (rng.standard_normal(s).astype(np.float32) for s in shapes[:2])
+    grads = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    ms = [np.zeros(s, np.float32) for s in shapes]
+    vs = [np.zeros(s, np.float32) for s in shapes]
+    options = dict(lr=0.1, beta1=0.9, beta2=0.999, eps=1e-7, step=1, weight_decay=0.1)
+    cupy = backend.cupy()
+    p_device, q_device = cupy.asarray(p), cupy.asarray(q)
+    device_ms, device_vs = on_device(ms), on_device(vs)
+    with emulator.block_order(order) if emulator.is_active() else contextlib.nullcontext():
+        cuda_optim.adam_update([p_device, q_device, p_device], on_device(grads), device_ms, device_vs, None, **options)
+    adam_update_reference([p, q, p], grads, ms, vs, None, **options)
+    np.testing.assert_allclose(backend.to_numpy(p_device), p, rtol=2e-6, atol=1e-7)
+    np.testing.assert_allclose(backend.to_numpy(q_device), q, rtol=2e-6, atol=1e-7)
+    assert cuda_optim.sequential_rounds([[p_device, q_device, p_device]] + [on_device(grads)] + [device_ms, device_vs]) \
+        == [[0, 1], [2]]

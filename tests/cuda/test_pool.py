@@ -256,3 +256,22 @@ def test_registry_dispatches_pooling_to_the_kernels(rng):
             results[device] = (y.numpy(), x.grad.numpy())
     np.testing.assert_allclose(results["cuda"][0], results["cpu"][0], rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(results["cuda"][1], results["cpu"][1], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape, size, stride, column", [((1, 2, 3, 7), 2, 2, 6), ((1, 1, 2, 8), (1, 2), (1, 3), 5)])
+def test_l2_backward_gives_zero_to_elements_no_window_covers(shape, size, stride, column):
+    # W = 7 with window 2, stride 2 leaves column 6 uncovered; W = 8 with window 2, stride 3
+    # columns 2 and 5. There x = inf or NaN must get 0, as in the reference, not inf · 0 = NaN.
+    x = np.ones(shape, np.float32)
+    x[..., column] = np.inf
+    x[..., 0, column] = np.nan
+    geometry = make_geometry(2, size, stride, "valid", 1, shape[2:])
+    cupy = backend.cupy()
+    y, saved = cuda_pool.pool_forward(cupy.asarray(x), "l2", geometry)
+    gy = np.ones(y.shape, np.float32)
+    gx = backend.to_numpy(cuda_pool.pool_backward(cupy.asarray(gy), saved, shape, "l2", geometry))
+    _, reference_saved = pool_forward_reference(x, "l2", geometry)
+    want = pool_backward_reference(gy, reference_saved, shape, "l2", geometry)
+    assert not np.isnan(want[..., column]).any()
+    np.testing.assert_array_equal(gx, want)

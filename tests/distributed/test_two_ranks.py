@@ -54,6 +54,23 @@ def test_training_matches_one_process_on_the_combined_batch(trained, single_proc
         assert rank_logs["history"]["accuracy"] == history.history["accuracy"]
 
 
+def test_batch_norm_keeps_ranks_identical_and_synchronised_matches_one_process(trained):
+    _, _, result, _ = trained
+    for name in ("local_bn", "sync_bn"):
+        np.testing.assert_array_equal(result[name][0], result[name][1])
+    x, y = workers.dataset()
+    model = workers.small_model(workers.SEED, batch_norm=True)
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0)
+    expected = workers.flat_weights(model)
+    np.testing.assert_allclose(result["sync_bn"][0], expected, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(result["local_bn"][0], expected, rtol=1e-4, atol=1e-5)  # each rank's own statistics
+
+
+def test_a_backup_on_rank_zero_resumes_every_rank_exactly(trained):
+    _, _, result, _ = trained
+    np.testing.assert_array_equal(result["resumed"], result["uninterrupted"])
+
+
 def test_evaluate_and_predict_report_global_figures(trained, single_process):
     _, _, result, logs = trained
     model, _, x, y = single_process
@@ -95,3 +112,12 @@ def test_models_that_differ_are_refused_before_the_first_step(tmp_path):
     assert job.returncode != 0
     assert "the model on rank 1 differs from rank 0's" in job.stderr
     assert "layers.3.kernel" in job.stderr
+
+
+def test_cli_train_distributed_reports_and_saves_once(tmp_path):
+    saved = tmp_path / "small.safetensors"
+    job = run_ranks(2, "cli", "train", "--distributed", "--epochs", "1", "--batch-size", "64", "--verbose", "2",
+                    "--save", str(saved), timeout=120)
+    _succeeded(job)
+    assert job.stdout.count("Test accuracy") == 1 and job.stdout.count("Saved the model") == 1
+    assert saved.exists()

@@ -13,9 +13,9 @@ import numpy as np
 
 import cnnkit
 from cnnkit import distributed
-from cnnkit.callbacks import CSVLogger, ModelCheckpoint
+from cnnkit.callbacks import BackupAndRestore, Callback, CSVLogger, ModelCheckpoint
 from cnnkit.data import DataLoader
-from cnnkit.layers import Conv2D, Dense, Flatten, Input, ReLU
+from cnnkit.layers import BatchNormalization, Conv2D, Dense, Flatten, Input, ReLU
 
 SAMPLES = 38  # 19 per rank: batches of 4, 4, 4, 4, 3 on each of two ranks
 SEED = 100
@@ -26,9 +26,12 @@ def dataset() -> tuple[np.ndarray, np.ndarray]:
     return rng.normal(size=(SAMPLES, 1, 6, 6)).astype(np.float32), rng.integers(0, 3, size=SAMPLES)
 
 
-def small_model(seed: int, units: int = 3):
+def small_model(seed: int, units: int = 3, batch_norm: bool = False):
     cnnkit.manual_seed(seed)
-    model = cnnkit.Sequential([Input((1, 6, 6)), Conv2D(4, 3), ReLU(), Flatten(), Dense(units)])
+    # Before batch norm a bias gets only rounding noise as gradient, which Adam would blow up to full steps.
+    normalise = [BatchNormalization(momentum=0.9)] if batch_norm else []
+    model = cnnkit.Sequential([Input((1, 6, 6)), Conv2D(4, 3, use_bias=not batch_norm), *normalise, ReLU(),
+                               Flatten(), Dense(units)])
     model.compile(cnnkit.optimizers.Adam(learning_rate=1e-2),
                   cnnkit.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     return model
@@ -53,12 +56,42 @@ def train(out: Path, device: str = "cpu") -> None:
     evaluated = model.evaluate(x, y, batch_size=5, verbose=0, return_dict=True, distributed=True)
     predicted = model.predict(x, batch_size=5, distributed=True)
     seen = _indices_seen()
+    resumed, uninterrupted = _resume(x, y, own, device)
+    normalised = {}
+    for name, sync in (("local_bn", False), ("sync_bn", True)):
+        bn_model = small_model(SEED + rank, batch_norm=True)
+        bn_model.fit(x, y, batch_size=4, epochs=2, verbose=0, device=device,
+                     distributed=distributed.DataParallel(sync_batch_norm=sync))
+        normalised[name] = np.concatenate(distributed.allgather(flat_weights(bn_model)[None]))
     everyone = distributed.allgather_object({"history": history.history, "evaluate": evaluated,
                                              "collectives": collectives, "device": str(model.device)})
     if rank == 0:
-        np.savez(out / "result.npz", weights=np.concatenate(weights), predicted=predicted,
+        np.savez(out / "result.npz", weights=np.concatenate(weights), predicted=predicted, **normalised,
+                 resumed=resumed, uninterrupted=uninterrupted,
                  **{f"seen_{name}_{r}": part for name, parts in seen.items() for r, part in enumerate(parts)})
         (out / "result.json").write_text(json.dumps(everyone))
+
+
+class _Interrupt(Callback):
+    """Stops every rank after the first epoch, as a crash would (after the epoch's backup)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        raise KeyboardInterrupt
+
+
+def _resume(x, y, own: Path, device: str) -> tuple[np.ndarray, np.ndarray]:
+    """Every rank's weights after 2 epochs interrupted after the first and resumed, and after 2 uninterrupted."""
+    fit = dict(batch_size=4, epochs=2, verbose=0, device=device, distributed=True)
+    try:
+        small_model(SEED).fit(x, y, callbacks=[BackupAndRestore(own / "backup"), _Interrupt()], **fit)
+    except KeyboardInterrupt:
+        pass
+    resumed = small_model(SEED + 7 + distributed.rank())  # the backup on rank 0 must replace these weights
+    resumed.fit(x, y, callbacks=[BackupAndRestore(own / "backup")], **fit)
+    uninterrupted = small_model(SEED)
+    uninterrupted.fit(x, y, **fit)
+    return (np.concatenate(distributed.allgather(flat_weights(resumed)[None])),
+            np.concatenate(distributed.allgather(flat_weights(uninterrupted)[None])))
 
 
 def _check_collectives(device: str) -> list[str]:
@@ -112,5 +145,8 @@ def mismatch(out: Path) -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1] == "cli":  # the command line, as `mpirun -n 2 cnnkit ...` starts it
+        from cnnkit.cli import main
+        sys.exit(main(sys.argv[2:]))
     name, out_dir, *options = sys.argv[1:]
     {"train": train, "fail": fail, "mismatch": mismatch}[name](Path(out_dir), *options)
