@@ -218,12 +218,19 @@ class Tensor:
         return HookHandle(self, hook)
 
     # ------------------------------------------------------------ backward
-    def backward(self, grad: Any = None) -> None:
+    def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) into the ``.grad`` of every leaf that requires grad.
+
+        As in PyTorch, the graph is freed as the pass goes: each function drops the values
+        it saved for its backward, so their memory is returned at once and a second
+        ``backward()`` through the same graph raises instead of silently adding the
+        gradients again. Pass ``retain_graph=True`` to go through the graph more than once
+        (the gradients then accumulate in ``.grad``, as they do for a new forward pass).
 
         Args:
             grad: the gradient flowing into this tensor; may be omitted for a
                 one-element tensor (a loss), where it is 1.
+            retain_graph: keep the graph for another backward.
         """
         if not self.requires_grad:
             raise RuntimeError("backward() was called on a tensor that does not require grad "
@@ -243,7 +250,7 @@ class Tensor:
             return
         if self.retains_grad:
             self._accumulate_grad(grad)
-        _run_backward(self, grad)
+        _run_backward(self, grad, retain_graph)
 
     def _accumulate_grad(self, grad) -> None:
         if self.grad is None:
@@ -428,6 +435,13 @@ class Function:
     def backward(self, *gys):
         raise NotImplementedError
 
+    def release(self) -> None:
+        """Drop everything saved for the backward pass (after it ran, unless the graph is retained)."""
+        generation = self.generation
+        self.__dict__.clear()
+        self.generation = generation  # still ordered in a later pass's queue, which then refuses it
+        self.released = True
+
     def __lt__(self, other: "Function") -> bool:
         # heapq tie-break: later generations first.
         return self.generation > other.generation
@@ -465,6 +479,7 @@ def _hooked_leaf_uses(root: Tensor) -> dict[int, list]:
     stack = [root.creator]
     while stack:
         function = stack.pop()
+        _refuse_released(function)
         for x, needed in zip(function.inputs, function.needs_grad):
             if not needed:
                 continue
@@ -487,14 +502,16 @@ def _use_done(x: Tensor, uses: dict[int, list]) -> None:
             _run_post_accumulate_hooks(x)
 
 
-def _run_backward(root: Tensor, root_grad) -> None:
+def _run_backward(root: Tensor, root_grad, retain_graph: bool) -> None:
     """Reverse pass from ``root``: each function runs once, after all its output grads arrived.
 
     Hooked leaves (see :meth:`Tensor.register_post_accumulate_grad_hook`) are counted first,
     so each one's hooks run as soon as the last function that feeds it has run.
     """
     uses = _hooked_leaf_uses(root) if _post_accumulate_hooks else {}
-    pending = {id(root): root_grad}   # summed gradients of non-leaf tensors, by tensor id
+    # Summed gradients of non-leaf tensors, by tensor id, with the tensor itself: once a function is
+    # released, this is what keeps its input alive until the input's own creator has run.
+    pending = {id(root): (root, root_grad)}
     queue: list = []
     queued: set = set()
 
@@ -506,10 +523,11 @@ def _run_backward(root: Tensor, root_grad) -> None:
     enqueue(root.creator)
     while queue:
         function = heapq.heappop(queue)
+        _refuse_released(function)
         gys = []
         for index, ref in enumerate(function.outputs):
             output = ref()
-            gy = pending.pop(id(output), None) if output is not None else None
+            _, gy = pending.pop(id(output), (None, None)) if output is not None else (None, None)
             if gy is None:
                 gy = _zeros_for_output(function, index)
             gys.append(gy)
@@ -539,12 +557,21 @@ def _run_backward(root: Tensor, root_grad) -> None:
                 continue
             if x.retains_grad:
                 x._accumulate_grad(gx)
-            previous = pending.get(id(x))
-            pending[id(x)] = gx if previous is None else previous + gx
+            _, previous = pending.get(id(x), (None, None))
+            pending[id(x)] = (x, gx if previous is None else previous + gx)
             enqueue(x.creator)
+        if not retain_graph:
+            function.release()
     # Leaves under a branch that produced no gradient were not reached through all their uses.
     for leaf, _ in list(uses.values()):
         _run_post_accumulate_hooks(leaf)
+
+
+def _refuse_released(function: Function) -> None:
+    if getattr(function, "released", False):
+        raise RuntimeError(f"backward() went through a {type(function).__name__} whose graph an earlier "
+                           f"backward() already freed; pass retain_graph=True to the first backward() to go "
+                           f"through the graph again, or compute the loss again")
 
 
 def _check_unmodified(function: Function) -> None:

@@ -5,12 +5,18 @@ every axis but the first where the loss is element-wise, as Keras averages over 
 last) and as a class that also reduces over the batch. ``get`` finds either by name.
 
 From probabilities, y_pred is clipped to [1e-7, 1 − 1e-7] before the logarithm, as
-Keras does; with ``from_logits=True`` the fused, stable ops of
+Keras does. Values outside [0, 1] cannot be probabilities: they are logits from a model
+without a final softmax or sigmoid, which would otherwise train silently and badly, so
+the cross-entropies raise at once (no warning first), naming the loss and suggesting
+``from_logits=True``. With ``from_logits=True`` the fused, stable ops of
 :mod:`cnnkit.ops.loss` are used instead, which is both faster and exact for large logits.
 
 ``y_true`` is a constant (no gradient reaches it): a Tensor, NumPy/CuPy array or list,
 moved to y_pred's device. Every call checks that shapes and dtypes fit and that no NaN
-or Inf slipped into the inputs.
+or Inf slipped into the inputs. Checks of values go through :func:`cnnkit.checks.require`,
+so inside ``fit`` on a GPU they cost no host round trip; there the loop has scanned the
+inputs for NaN once, before training, and a non-finite prediction shows as a non-finite
+loss, which the loop reports.
 """
 from __future__ import annotations
 
@@ -19,13 +25,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import backend
+from . import backend, checks
 from .autograd import Tensor, constant_like
 from .ops.loss import sigmoid_binary_cross_entropy, softmax_cross_entropy
 from .ops.math import clip, maximum
 from .ops.shape import get_item
 
 EPSILON = 1e-7
+# Probabilities computed in float32 may stray from [0, 1] by rounding; logits stray much further.
+PROBABILITY_TOLERANCE = 1e-5
 REDUCTIONS = ("mean", "sum", "none")
 
 
@@ -47,7 +55,10 @@ def _check_finite(who: str, y_true, y_pred: Tensor) -> None:
 
     One float64 sum over both inputs costs one pass and one device sync; only when it is
     not finite are the inputs inspected one by one (a huge but finite sum passes).
+    Skipped inside a training loop, which checks its data and its loss itself.
     """
+    if checks.collecting():
+        return
     xp = y_pred.xp
     with np.errstate(over="ignore"):  # an overflowing sum is inspected below, not warned about
         total = y_pred.data.sum(dtype=np.float64)
@@ -82,6 +93,20 @@ def _prepare(who: str, y_true, y_pred) -> tuple[Any, Tensor]:
                              f"they must match")
     _check_finite(who, y_true, y_pred)
     return y_true.astype(y_pred.dtype, copy=False), y_pred
+
+
+def _require_probabilities(who: str, y_pred: Tensor) -> None:
+    """Refuse predictions that cannot be probabilities: the model outputs logits."""
+    data = y_pred.data
+    within = (data.min() >= -PROBABILITY_TOLERANCE) & (data.max() <= 1 + PROBABILITY_TOLERANCE)
+
+    def explain() -> str:
+        return (f"{who}: y_pred holds values from {float(data.min()):.4g} to {float(data.max()):.4g}, but with "
+                f"from_logits=False it must hold probabilities in [0, 1]; the model outputs logits (no softmax or "
+                f"sigmoid at the end): use the loss with from_logits=True, e.g. "
+                f"{_CLASS_NAMES.get(who, 'the loss class')}(from_logits=True), or end the model with that activation")
+
+    checks.require(within, explain)
 
 
 def _check_classes(who: str, y_pred: Tensor) -> None:
@@ -121,6 +146,7 @@ def categorical_crossentropy(y_true, y_pred, from_logits: bool = False, label_sm
         y_true = y_true * (1 - label_smoothing) + label_smoothing / y_pred.shape[1]
     if from_logits:
         return softmax_cross_entropy(y_pred, y_true)
+    _require_probabilities(who, y_pred)
     probs = y_pred / y_pred.sum(axis=1, keepdims=True)
     return -(y_true * clip(probs, EPSILON, 1 - EPSILON).log()).sum(axis=1)
 
@@ -149,12 +175,13 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits: bool = False) -
     if labels.shape != (N,):
         raise ValueError(f"{who}: y_true must have shape ({N},) (one class index per sample) for y_pred of "
                          f"shape {y_pred.shape}, got {labels.shape}")
-    low, high = int(labels.min()), int(labels.max())
-    if low < 0 or high >= C:
-        raise ValueError(f"{who}: y_true must hold integer class indices in [0, {C}), got values from {low} to {high}")
+    checks.require((labels.min() >= 0) & (labels.max() < C),
+                   lambda: f"{who}: y_true must hold integer class indices in [0, {C}), got values from "
+                           f"{int(labels.min())} to {int(labels.max())}")
     _check_finite(who, labels, y_pred)
     if from_logits:
         return softmax_cross_entropy(y_pred, labels)
+    _require_probabilities(who, y_pred)
     probs = y_pred / y_pred.sum(axis=1, keepdims=True)
     picked = get_item(probs, (y_pred.xp.arange(N), labels))
     return -clip(picked, EPSILON, 1 - EPSILON).log()
@@ -171,9 +198,11 @@ def binary_crossentropy(y_true, y_pred, from_logits: bool = False) -> Tensor:
     Returns:
         A (N,) tensor.
     """
-    y_true, y_pred = _prepare("binary_crossentropy", y_true, y_pred)
+    who = "binary_crossentropy"
+    y_true, y_pred = _prepare(who, y_true, y_pred)
     if from_logits:
         return _per_sample_mean(sigmoid_binary_cross_entropy(y_pred, y_true))
+    _require_probabilities(who, y_pred)
     p = clip(y_pred, EPSILON, 1 - EPSILON)
     return _per_sample_mean(-(y_true * p.log() + (1 - y_true) * (1 - p).log()))
 
@@ -192,11 +221,13 @@ def mean_absolute_error(y_true, y_pred) -> Tensor:
 
 
 def _signed_labels(y_true):
-    """Labels that are all 0 or 1 become −1 or 1 (as Keras does); ±1 labels pass unchanged."""
+    """Labels that are all 0 or 1 become −1 or 1 (as Keras does); ±1 labels pass unchanged.
+
+    Chosen on the device with ``where``, so that no host read is needed.
+    """
     xp = backend.get_array_module(y_true)
-    if bool(xp.all((y_true == 0) | (y_true == 1))):
-        return 2 * y_true - 1
-    return y_true
+    zero_one = xp.all((y_true == 0) | (y_true == 1))
+    return xp.where(zero_one, 2 * y_true - 1, y_true)
 
 
 def hinge(y_true, y_pred, margin: float = 1.0) -> Tensor:
@@ -419,6 +450,9 @@ _BY_NAME: dict[str, Callable[[], Loss]] = {
     "squared_hinge": SquaredHinge,
     "categorical_hinge": CategoricalHinge,
 }
+_CLASS_NAMES = {"categorical_crossentropy": "CategoricalCrossentropy",
+                "sparse_categorical_crossentropy": "SparseCategoricalCrossentropy",
+                "binary_crossentropy": "BinaryCrossentropy"}
 _BY_CLASS_NAME: dict[str, type] = {cls.__name__: cls for cls in (
     CategoricalCrossentropy, SparseCategoricalCrossentropy, BinaryCrossentropy, MeanSquaredError,
     MeanAbsoluteError, Hinge, SquaredHinge, CategoricalHinge)}

@@ -6,6 +6,12 @@ tests (:class:`~tests.cuda.launch_recorder.FakeCudaArray`) as CuPy arrays and a 
 through NumPy. No kernel is compiled or launched (those go through
 ``tests/cuda/launch_recorder.py``). ``FakeCupy.current`` is the index of the current
 device, moved by ``cupy.cuda.Device(i)`` used as a context, as in CuPy.
+
+As in CuPy, results stay on the device (NumPy's functions through the stand-in give
+device arrays; indexing and reductions give 0-d device arrays, never host scalars), and
+with the fixture every way a value reaches the host is recorded in ``FakeCupy.host_reads``
+(see :class:`~tests.cuda.launch_recorder.FakeCudaArray`), so tests can count
+device-to-host reads.
 """
 from __future__ import annotations
 
@@ -16,9 +22,10 @@ import numpy as np
 import pytest
 
 from cnnkit import backend, registry
-from tests.cuda.launch_recorder import FakeCudaArray, _FakeCupy, fake
+from tests.cuda.launch_recorder import FakeCudaArray, _FakeCupy, fake, host_index
 
 GPU_COUNT = 2
+FREE_BYTES = 8 << 30  # what each fake GPU reports free
 
 
 def on_device(array, index: int = 0, dtype=None) -> FakeCudaArray:
@@ -83,7 +90,8 @@ class FakeCuda:
 
         self.Device, self.Event, self.Stream = Device, Event, Stream
         self.null_stream = self.current_stream = Stream()
-        self.runtime = SimpleNamespace(getDeviceCount=lambda: GPU_COUNT, getDevice=lambda: owner.current)
+        self.runtime = SimpleNamespace(getDeviceCount=lambda: GPU_COUNT, getDevice=lambda: owner.current,
+                                       memGetInfo=lambda: (FREE_BYTES, 2 * FREE_BYTES))
 
     def get_current_stream(self):
         return self.current_stream
@@ -167,7 +175,31 @@ class FakeCupy(_FakeCupy):
         return on_device(np.full(shape, value, dtype=dtype), self.current)
 
     def get_default_memory_pool(self):
-        return SimpleNamespace(free_all_blocks=lambda: None)
+        return SimpleNamespace(free_all_blocks=lambda: None, used_bytes=lambda: 0, total_bytes=lambda: 0)
+
+    @property
+    def host_reads(self) -> list:
+        return FakeCudaArray.host_reads
+
+    def __getattr__(self, name):
+        value = getattr(np, name)
+        if isinstance(value, type) or not callable(value):
+            return value
+
+        def on_current_device(*args, **kwargs):
+            return self._on_current_device(value(*args, **kwargs))
+
+        return on_current_device
+
+    def _on_current_device(self, value):
+        """NumPy's results as CuPy's would be: arrays on the current device."""
+        if isinstance(value, FakeCudaArray):
+            return value
+        if isinstance(value, (np.ndarray, np.generic)):
+            return on_device(value, self.current)
+        if isinstance(value, tuple):
+            return tuple(self._on_current_device(v) for v in value)
+        return value
 
 
 def _refusing_device_arrays(variant):
@@ -200,4 +232,7 @@ def fake_gpu(monkeypatch) -> FakeCupy:
     monkeypatch.setattr(backend, "cuda_device_count", lambda: GPU_COUNT)
     monkeypatch.setattr(backend, "_library_problems", [])  # cuBLAS, cuRAND and NVRTC load
     monkeypatch.setattr(registry, "_cuda_kernels_enabled", False)
+    monkeypatch.setattr(FakeCudaArray, "host_reads", [])
+    monkeypatch.setitem(sys.modules, "cupyx", SimpleNamespace(
+        scatter_add=lambda target, index, values: np.add.at(target, host_index(index), values)))
     return cupy

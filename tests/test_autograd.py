@@ -213,6 +213,34 @@ def test_gradients_take_the_dtype_of_their_input_after_promotion(device):
     np.testing.assert_allclose(w.grad.numpy(), [1.0, 3.0])
 
 
+def test_a_second_backward_through_a_freed_graph_is_refused():
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    loss = (w * w).sum()
+    loss.backward()
+    np.testing.assert_array_equal(w.grad.data, [2.0, 4.0])
+    with pytest.raises(RuntimeError, match="retain_graph=True"):
+        loss.backward()
+    np.testing.assert_array_equal(w.grad.data, [2.0, 4.0])  # nothing was added
+
+
+def test_backward_frees_what_the_forward_saved():
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    product = w * w
+    function = product.creator
+    product.sum().backward()
+    assert not hasattr(function, "inputs")
+
+
+def test_retain_graph_allows_a_second_backward_that_accumulates():
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    loss = (w * w).sum()
+    loss.backward(retain_graph=True)
+    loss.backward()
+    np.testing.assert_array_equal(w.grad.data, [4.0, 8.0])
+    with pytest.raises(RuntimeError, match="freed"):
+        loss.backward()
+
+
 def test_forward_and_backward_run_with_their_arrays_device_current(fake_gpu):
     """Array arithmetic inside a function (not only registry ops) runs on the arrays' GPU, cuda:1 here."""
     from cnnkit.autograd import Function

@@ -108,9 +108,9 @@ def test_plain_functions_return_per_sample_losses(device, rng):
 
 def test_probabilities_are_clipped_and_renormalised(device):
     t = np.array([[0.0, 1.0]])
-    loss = losses.categorical_crossentropy(t, tensor(np.array([[2.0, 0.0]]), device))
+    loss = losses.categorical_crossentropy(t, tensor(np.array([[1.0, 0.0]]), device))
     assert loss.item() == pytest.approx(-np.log(EPS), rel=1e-6)  # p = 0 is clipped to 1e-7
-    unnormalised = losses.categorical_crossentropy(t, tensor(np.array([[1.0, 3.0]]), device))
+    unnormalised = losses.categorical_crossentropy(t, tensor(np.array([[0.2, 0.6]]), device))
     assert unnormalised.item() == pytest.approx(-np.log(0.75))
     binary = losses.binary_crossentropy(np.array([1.0]), tensor(np.array([0.0]), device))
     assert binary.item() == pytest.approx(-np.log(EPS), rel=1e-6)
@@ -242,3 +242,14 @@ def test_nan_and_inf_are_reported_with_the_argument(device):
 def test_huge_but_finite_values_pass_the_nan_check(device):
     big = np.array([1e308, 1e308])
     assert losses.MeanAbsoluteError(reduction="none")(big, tensor(big, device)).numpy().tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("name", ["categorical_crossentropy", "sparse_categorical_crossentropy",
+                                  "binary_crossentropy"])
+def test_logits_given_to_a_probability_loss_are_refused_naming_the_loss(device, name):
+    logits = tensor(np.array([[2.5, -1.0, 0.3], [0.1, 0.2, -0.4]]), device)
+    y_true = {"categorical_crossentropy": np.eye(3)[[0, 2]], "sparse_categorical_crossentropy": np.array([0, 2]),
+              "binary_crossentropy": np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])}[name]
+    with pytest.raises(ValueError, match=f"{name}: y_pred holds values from -1 to 2.5.*from_logits=True"):
+        losses.get(name)(y_true, logits)
+    assert np.isfinite(losses.get(name)(y_true, tensor(np.full((2, 3), 1 / 3), device)).item())

@@ -72,6 +72,24 @@ class ModelCheckpoint(Callback):
         self._batches_since_save = 0
         if not self.save_weights_only:
             _check_savable(self.model, "ModelCheckpoint", "or use save_weights_only=True")
+        if "log_keys" in self.params:
+            self._check_fields(self.params["log_keys"])
+
+    def _check_fields(self, log_keys: list[str]) -> None:
+        """Fail before training when the file name needs a value the logs will not have."""
+        if self.save_freq == "epoch":
+            available = {"epoch", *log_keys}
+        else:  # batch logs: the running losses only
+            available = {"epoch", "batch", *(key for key in log_keys if key.endswith("loss")
+                                               and not key.startswith("val_"))}
+        missing = sorted(_field_names(self.filepath) - available)
+        if missing:
+            hint = (" (validation values need validation_data or validation_split)"
+                    if any(name.startswith("val_") for name in missing) else "")
+            raise ValueError(f"ModelCheckpoint: filepath {self.filepath!r} names {', '.join(missing)}, which "
+                             f"{'is' if len(missing) == 1 else 'are'} not in the "
+                             f"{'epoch' if self.save_freq == 'epoch' else 'batch'} logs{hint}; available fields: "
+                             f"{', '.join(sorted(available))}")
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch

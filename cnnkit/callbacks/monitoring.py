@@ -178,6 +178,8 @@ class ReduceLROnPlateau(Callback):
         verbose: 1 prints each reduction.
     """
 
+    adds_log_keys = ("lr",)  # fit lists it among the epoch logs' keys
+
     def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10, mode: str = "auto",
                  min_delta: float = 1e-4, cooldown: int = 0, min_lr: float = 0.0, verbose: int = 0):
         super().__init__()
@@ -239,6 +241,8 @@ class LearningRateScheduler(Callback):
         verbose: 1 prints the rate at each epoch.
     """
 
+    adds_log_keys = ("lr",)  # fit lists it among the epoch logs' keys
+
     def __init__(self, schedule: Callable[[int, float], float], verbose: int = 0):
         super().__init__()
         if not callable(schedule):
@@ -265,11 +269,24 @@ class LearningRateScheduler(Callback):
 
 
 class TerminateOnNaN(Callback):
-    """Stop training as soon as a batch's loss is NaN or infinite, saying which batch it was."""
+    """Stop training as soon as a batch's loss is NaN or infinite, saying which batch it was.
+
+    ``fit`` checks every batch's loss itself, before that batch's update is applied:
+    without this callback a non-finite loss raises ``FloatingPointError``; with it,
+    training stops instead (the weights are those from before the bad batch) and the
+    epoch ends as usual. On a GPU the loss is read at the progress refreshes, so the
+    message comes a few batches later, but the batches in between were not applied either.
+    It also stops on a non-finite ``loss`` in the batch logs it is given.
+    """
 
     def __init__(self):
         super().__init__()
         self.epoch = 0
+
+    def stop(self, epoch: int, batch: int, reason: str) -> None:
+        """Called by ``fit`` when the loss of ``batch`` in ``epoch`` is not finite."""
+        print(f"TerminateOnNaN: epoch {epoch + 1}, batch {batch}: {reason}; stopping training", flush=True)
+        self.model.stop_training = True
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
@@ -277,6 +294,4 @@ class TerminateOnNaN(Callback):
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(loss):
-            print(f"TerminateOnNaN: epoch {self.epoch + 1}, batch {batch}: the loss is {loss}; "
-                  f"stopping training", flush=True)
-            self.model.stop_training = True
+            self.stop(self.epoch, batch, f"the loss is {loss}")

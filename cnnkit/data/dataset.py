@@ -29,10 +29,28 @@ def as_array(data: Any, name: str) -> Any:
         return data.data
     if isinstance(data, np.ndarray) or backend.is_cuda_array(data):
         return data
-    array = np.asarray(data)
+    try:
+        array = np.asarray(data)
+    except ValueError:  # NumPy refuses ragged nested lists
+        raise ValueError(_ragged(data, name)) from None
     if array.dtype == object:
         raise TypeError(f"{name} must be an array, a Tensor or nested lists of numbers, got {type(data).__name__}")
     return array
+
+
+def _ragged(data: Any, name: str) -> str:
+    """Which entry of ragged nested lists breaks the pattern of the first one."""
+    shapes = []
+    for index, sample in enumerate(data):
+        try:
+            shape = np.shape(sample)
+        except ValueError:
+            return f"{name}[{index}] is itself ragged: its entries have different lengths"
+        if shapes and shape != shapes[0]:
+            return (f"{name} must hold samples of one shape, but {name}[0] has shape {shapes[0]} and "
+                    f"{name}[{index}] has shape {shape}; pad or crop the samples to one shape")
+        shapes.append(shape)
+    return f"{name} is a ragged nested list; every sample must have one shape"
 
 
 class ArrayDataset:

@@ -42,8 +42,11 @@ def _check_bool(name: str, value: Any) -> bool:
     return bool(value)
 
 
-def _collate(samples: list) -> tuple:
-    """Stack per-sample tuples ``(x_i, y_i, ...)`` field by field into batch arrays."""
+def _collate(samples: list, indices: Any) -> tuple:
+    """Stack per-sample tuples ``(x_i, y_i, ...)`` field by field into batch arrays.
+
+    ``indices`` are the samples' indices in the dataset, to name a sample that does not fit.
+    """
     rows = [s if isinstance(s, tuple) else (s,) for s in samples]
     widths = {len(row) for row in rows}
     if len(widths) > 1:
@@ -51,7 +54,12 @@ def _collate(samples: list) -> tuple:
                          f"got samples with {sorted(widths)} fields in one batch")
     columns = []
     for j in range(len(rows[0])):
-        values = [as_array(row[j], f"field {j} of a sample") for row in rows]
+        values = [as_array(row[j], f"field {j} of sample {int(i)}") for row, i in zip(rows, indices)]
+        for value, index in zip(values, indices):
+            if value.shape != values[0].shape:
+                raise ValueError(f"DataLoader: field {j} of sample {int(index)} has shape {tuple(value.shape)}, but "
+                                 f"sample {int(indices[0])} of the same batch has {tuple(values[0].shape)}; every "
+                                 f"sample's field {j} must have one shape (resize or pad them, e.g. in a transform)")
         xp = backend.get_array_module(*values)
         columns.append(xp.stack([xp.asarray(v) for v in values]))
     return tuple(columns)
@@ -156,7 +164,7 @@ class DataLoader:
         if isinstance(self.dataset, ArrayDataset):
             arrays = self.dataset.take(indices)
         else:
-            arrays = _collate([self.dataset[int(i)] for i in indices])
+            arrays = _collate([self.dataset[int(i)] for i in indices], indices)
         if upload is not None:
             return upload.upload(arrays)
         return tuple(backend.to_device(a, device) for a in arrays)

@@ -109,7 +109,7 @@ def check_array(name: str, array: Any, floating: bool, scan_finite: bool) -> Non
         xp = backend.get_array_module(data)
         if not bool(xp.isfinite(data).all()):
             bad = int(backend.to_numpy(xp.argwhere(~xp.isfinite(data.reshape(len(data), -1)))[0, 0]))
-            raise ValueError(f"{name} contains NaN or Inf (first at sample {bad}); clean the data before training")
+            raise ValueError(f"{name} contains NaN or Inf (first at sample {bad}); clean the data first")
 
 
 def make_batches(model, x: Any, y: Any, batch_size: int, shuffle: bool, caller: str, *,
@@ -133,10 +133,22 @@ def make_batches(model, x: Any, y: Any, batch_size: int, shuffle: bool, caller: 
         raise ValueError(f"{caller}: y is required (the targets), or pass a DataLoader that yields them as x")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"{caller}: batch_size must be a positive int, got {batch_size!r}")
+    x_fields, y_fields = _checked_fields(model, x, y if targets else None, caller, scan_finite, sample_weight)
+    fields, prefetch, placement = place_on_device((*x_fields, *y_fields), model.device)
+    loader = DataLoader(fields, batch_size=batch_size, shuffle=shuffle, device=model.device, prefetch=prefetch)
+    batches = Batches(loader, names_in, names_out, targets, caller)
+    batches.placement = placement
+    return batches
+
+
+def _checked_fields(model, x: Any, y: Any, caller: str, scan_finite: bool,
+                    sample_weight: Any = None) -> tuple[list, list]:
+    """The arrays of ``x`` and ``y`` (None: no targets; then ``sample_weight``, if any), checked."""
+    names_in, names_out = input_names(model), output_names(model)
     x_fields = [as_array(v, "x") for v in _fields(x, names_in, "x", caller)]
-    y_fields = [as_array(v, "y") for v in _fields(y, names_out, "y", caller)] if targets else []
+    y_fields = [] if y is None else [as_array(v, "y") for v in _fields(y, names_out, "y", caller)]
     x_labels = _labels("x", names_in)
-    y_labels = _labels("y", names_out) if targets else []
+    y_labels = [] if y is None else _labels("y", names_out)
     for label, field in zip(x_labels, x_fields):
         check_array(f"{caller}: {label}", field, floating=True, scan_finite=scan_finite)
     for label, field in zip(y_labels, y_fields):
@@ -148,11 +160,19 @@ def make_batches(model, x: Any, y: Any, batch_size: int, shuffle: bool, caller: 
     if len(set(lengths.values())) > 1:
         counts = ", ".join(f"{label}: {n}" for label, n in lengths.items())
         raise ValueError(f"{caller}: every array must have the same number of samples, got {counts}")
-    fields, prefetch, placement = place_on_device((*x_fields, *y_fields), model.device)
-    loader = DataLoader(fields, batch_size=batch_size, shuffle=shuffle, device=model.device, prefetch=prefetch)
-    batches = Batches(loader, names_in, names_out, targets, caller)
-    batches.placement = placement
-    return batches
+    return x_fields, y_fields
+
+
+def batch_of(model, x: Any, y: Any, caller: str, scan_finite: bool = False, sample_weight: Any = None) -> tuple:
+    """``(inputs, targets, sample weights or None)`` as one batch of tensors on the model's device.
+
+    The arrays are used as they are: moved to the device if needed, never gathered into a copy.
+    """
+    x_fields, y_fields = _checked_fields(model, x, y, caller, scan_finite, sample_weight)
+    on_model = [Tensor(backend.to_device(field, model.device)) for field in (*x_fields, *y_fields)]
+    inputs, targets = on_model[:len(x_fields)], on_model[len(x_fields):]
+    weights = None if sample_weight is None else targets.pop()
+    return _group(inputs, input_names(model)), _group(targets, output_names(model)), weights
 
 
 # The training arrays are copied to the GPU whole when they take at most this fraction of its free

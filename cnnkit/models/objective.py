@@ -27,6 +27,12 @@ def output_names(model) -> list[str] | None:
     return [name if names.count(name) == 1 else f"{name}_{i}" for i, name in enumerate(names)]
 
 
+def takes_class_indices(loss_fn: Any) -> bool:
+    """Whether a compiled loss expects integer class indices as targets (checked over all of y before training)."""
+    return (isinstance(loss_fn, losses.SparseCategoricalCrossentropy)
+            or loss_fn is losses.sparse_categorical_crossentropy)
+
+
 def _per_output(spec: Any, names: list[str], argument: str, who: str, resolve: Callable, default: Any) -> list:
     """Match a compile() argument to the outputs: one value for all, a list in output order, or a dict by name."""
     if isinstance(spec, dict):

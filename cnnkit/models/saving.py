@@ -9,19 +9,27 @@ cnnkit's random generator. Arrays are stored from the host, so a checkpoint writ
 on a GPU loads on a CPU-only machine.
 
 Files are written to a temporary file in the target directory and renamed over the
-target, so a crash never leaves a half-written checkpoint.
+target, so a crash never leaves a half-written checkpoint; temporaries that an earlier,
+killed process left behind are removed by the next save to the same path. Each tensor's
+CRC-32 is stored in the metadata and checked on loading, so a file whose bytes rotted
+or were damaged in a copy is refused, naming the tensor (files from before checksums
+load unchecked).
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import tempfile
+import time
+import zlib
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 from safetensors import safe_open
-from safetensors.numpy import save_file
+from safetensors.numpy import save as serialize
 
 from .. import backend, losses, optimizers
 from ..custom_objects import custom_object_scope, deserialize
@@ -33,6 +41,8 @@ FORMAT = "cnnkit"
 FORMAT_VERSION = "1"
 SUPPORTED_EXTENSIONS = (".safetensors",)
 _OPTIMIZER_PREFIX = "optimizer."
+# A temporary older than this is left over from a killed save, not one in progress (even a huge, slow one).
+STALE_TEMPORARY_SECONDS = 3600
 
 
 def check_file_name(path: "str | os.PathLike", who: str = "save") -> Path:
@@ -89,10 +99,20 @@ def _restore_layer_states(model, metadata: dict) -> None:
 
 
 def atomic_write(path: "str | os.PathLike", write: Callable[[str], None]) -> Path:
-    """Call ``write(temporary_path)``, flush it to disk, then rename it to ``path``."""
+    """Call ``write(temporary_path)``, flush it to disk, then rename it to ``path``.
+
+    The temporary sits beside ``path`` as ``.<name>.<random>.tmp``; it is removed if anything
+    fails, and stale ones from earlier interrupted saves are removed first. A failure of the
+    file system (a full disk, a read-only folder) is an ``OSError`` naming ``path``, never
+    the temporary.
+    """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temporaries(target)
+        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as error:
+        raise _naming(error, target) from None
     os.close(handle)
     try:
         write(temporary)
@@ -100,17 +120,76 @@ def atomic_write(path: "str | os.PathLike", write: Callable[[str], None]) -> Pat
             os.fsync(stream.fileno())
         os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private; a saved file gets the usual mode
         os.replace(temporary, target)
+    except OSError as error:
+        _remove(temporary)
+        raise _naming(error, target) from None
     except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+        _remove(temporary)
         raise
     return target
+
+
+def _naming(error: OSError, target: Path) -> OSError:
+    """The same kind of OSError, about ``target`` instead of the temporary file."""
+    reason = error.strerror or str(error)
+    return type(error)(error.errno or errno.EIO, f"cannot save to {str(target)!r}: {reason}", str(target))
+
+
+def _remove(temporary: str) -> None:
+    if os.path.exists(temporary):
+        os.remove(temporary)
+
+
+def _remove_stale_temporaries(target: Path) -> None:
+    """Delete temporaries of ``target`` that saves killed before they could clean up left behind."""
+    if not target.parent.is_dir():
+        return
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.[A-Za-z0-9_]{{8}}\.tmp")
+    oldest_allowed = time.time() - STALE_TEMPORARY_SECONDS
+    for entry in os.scandir(target.parent):
+        if pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+            try:
+                if entry.stat(follow_symlinks=False).st_mtime < oldest_allowed:
+                    os.remove(entry.path)
+            except FileNotFoundError:  # another process cleaned it up first
+                pass
 
 
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def _write_safetensors(tensors: dict[str, np.ndarray], metadata: dict) -> Callable[[str], None]:
+    """A writer for :func:`atomic_write`: the file in memory first, then written by Python,
+    so that a full disk is an ``OSError`` rather than an error of the safetensors library."""
+    metadata = {**metadata, "checksums": json.dumps({key: _checksum(array) for key, array in tensors.items()})}
+    data = serialize(tensors, metadata=metadata)
+
+    def write(temporary: str) -> None:
+        with open(temporary, "wb") as stream:
+            stream.write(data)
+
+    return write
+
+
+def _checksum(array: np.ndarray) -> str:
+    return f"crc32:{zlib.crc32(np.ascontiguousarray(array).data):08x}"
+
+
+def _verify_checksums(tensors: dict[str, np.ndarray], metadata: dict, path: Path) -> None:
+    """Refuse a file whose tensors do not match the checksums saved with them."""
+    if "checksums" not in metadata:
+        return  # written before checksums were stored
+    expected = json.loads(metadata["checksums"])
+    for key in sorted(set(expected) | set(tensors)):
+        if key not in tensors or key not in expected:
+            raise ValueError(f"{str(path)!r} is damaged: tensor {key!r} is "
+                             f"{'missing' if key not in tensors else 'not listed in the checksums'}")
+        if _checksum(tensors[key]) != expected[key]:
+            raise ValueError(f"{str(path)!r} is damaged: the bytes of tensor {key!r} do not match the checksum "
+                             f"saved with them (a bad copy or a failing disk); restore the file from a backup")
 
 
 def _weights_as_arrays(model) -> dict[str, np.ndarray]:
@@ -159,7 +238,7 @@ def save_model(model, path: "str | os.PathLike", include_optimizer: bool = True)
             tensors.update(optimizer_tensors)
             if optimizer_state:
                 metadata["optimizer_state"] = json.dumps(optimizer_state)
-    return atomic_write(path, lambda temporary: save_file(tensors, temporary, metadata=metadata))
+    return atomic_write(path, _write_safetensors(tensors, metadata))
 
 
 def save_weights(model, path: "str | os.PathLike") -> Path:
@@ -167,8 +246,7 @@ def save_weights(model, path: "str | os.PathLike") -> Path:
     check_file_name(path, f"{model.who}.save_weights")
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "cnnkit_version": __version__,
                 "content": "weights", "layer_states": json.dumps(_layer_states(model))}
-    tensors = _weights_as_arrays(model)
-    return atomic_write(path, lambda temporary: save_file(tensors, temporary, metadata=metadata))
+    return atomic_write(path, _write_safetensors(_weights_as_arrays(model), metadata))
 
 
 def _read(path: "str | os.PathLike") -> tuple[dict, dict]:
@@ -183,6 +261,7 @@ def _read(path: "str | os.PathLike") -> tuple[dict, dict]:
         raise ValueError(f"{str(path)!r} is not a readable safetensors file ({error})") from None
     if metadata.get("format") != FORMAT:
         raise ValueError(f"{str(path)!r} was not written by cnnkit (metadata format {metadata.get('format')!r})")
+    _verify_checksums(tensors, metadata, path)
     return tensors, metadata
 
 

@@ -4,6 +4,15 @@ One training step is ``loss = loss_fn(y, model(x, training=True)) + penalties``,
 ``loss.backward()``, ``optimizer.step(trainable weights)``. Data of any kind (NumPy
 or CuPy arrays, tensors, a :class:`~cnnkit.data.DataLoader`) is cut into batches on
 the model's device.
+
+Everything about the data that can be checked is checked before the first step (NaN
+in the arrays, the class indices over all of ``y``, one sample of the validation data
+through the model and the loss). Inside the steps the host never waits for the GPU:
+the loss sums, the metrics' batches and the steps' checks (see :mod:`cnnkit.checks`,
+a finite loss among them) stay on the device and are read together at each progress
+refresh, every :data:`DEVICE_REFRESH_STEPS` steps and at the epoch's end; a failed
+check gates the optimizer update on the device, so a NaN loss never reaches the
+weights. On the CPU a read costs nothing and the refresh comes after every step.
 """
 from __future__ import annotations
 
@@ -12,16 +21,20 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .. import optimizers, regularizers
+from .. import backend, checks, optimizers, regularizers
 from .. import metrics as metrics_module
 from ..autograd import Tensor, no_grad
 from ..callbacks.base import CallbackList, History, ProgressBar, format_logs
+from ..callbacks.monitoring import TerminateOnNaN
 from ..data import DataLoader
 from ..distributed import strategy as distribution
-from .feed import Batches, combined_sample_weights, make_batches, sample_count, take, validation_fields
-from .objective import Objective
+from .feed import (Batches, batch_of, combined_sample_weights, make_batches, sample_count, take,
+                   validation_fields)
+from .objective import Objective, takes_class_indices
 
 _METRIC_REFRESH_SECONDS = 0.5
+# On a GPU the host reads the losses, metrics and checks this often (and at every epoch's end).
+DEVICE_REFRESH_STEPS = 32
 
 
 # ---------------------------------------------------------------- compile
@@ -90,41 +103,99 @@ def _compute_loss(model, x: Any, y: Any, training: bool, sample_weight: Any = No
     return loss, parts, y_pred
 
 
-def _train_batch(model, params: list, x: Any, y: Any, strategy=distribution.LOCAL, sample_weight: Any = None):
+def _train_batch(model, params: list, x: Any, y: Any, running: "_Running", guard: checks.StepChecks,
+                 epoch: int, batch: int, strategy=distribution.LOCAL, sample_weight: Any = None) -> None:
     """One step on ``params`` (the trainable weights, gathered once per epoch); the loss includes their penalties.
 
-    ``strategy`` averages the gradients over ranks in data-parallel training.
+    The loss goes to ``running`` (a non-finite one too, so that the epoch's logs show it);
+    the step's checks (a finite loss, and those of the loss function) go to ``guard``, and
+    on a GPU the update is applied only if they and every earlier step's passed.
+    ``strategy`` averages the gradients over ranks in data-parallel training; the loss
+    checked is the mean over ranks, so that every rank skips and stops at the same step.
     """
-    loss, parts, y_pred = _compute_loss(model, x, y, training=True, sample_weight=sample_weight)
-    penalty = regularizers.penalty(params)
-    if penalty is not None:
-        loss = loss + penalty
+    with guard.step(epoch, batch, model.optimizer.iterations):
+        loss, parts, y_pred = _compute_loss(model, x, y, training=True, sample_weight=sample_weight)
+        penalty = regularizers.penalty(params)
+        if penalty is not None:
+            loss = loss + penalty
+        global_loss, global_parts = strategy.global_losses(loss, parts)
+        running.add(global_loss, global_parts, _batch_size(x), y, _detached(y_pred))
+        value = global_loss.data  # the array only: the closure below must not hold the graph until the refresh
+        checks.require(loss.xp.isfinite(value), lambda: f"the loss is {float(value)}", FloatingPointError)
     model.optimizer.zero_grad(params)
     loss.backward()
     strategy.reduce_gradients(params)
-    model.optimizer.step(params)
-    return loss, parts, y_pred
+    model.optimizer.step(params, apply_if=guard.apply_flag())
 
 
 def _detached(y_pred: Any) -> Any:
     return [p.detach() for p in y_pred] if isinstance(y_pred, list) else y_pred.detach()
 
 
-class _LossMeans:
-    """Per-sample means over an epoch of the total loss and of each output's loss."""
+class _Running:
+    """An epoch's loss sums and the metrics' pending batches, on the device until a refresh reads them.
 
-    def __init__(self):
-        self.means: dict[str, metrics_module.Mean] = {}
+    With a data-parallel ``strategy`` the metrics are combined over ranks at each refresh,
+    and so are the losses when ``local_losses`` (evaluation, where each rank has its shard;
+    training adds the losses already averaged over ranks).
+    """
 
-    def update(self, loss: Tensor, parts: dict, batch_size: int) -> None:
+    def __init__(self, objective: Objective, strategy=distribution.LOCAL, local_losses: bool = False):
+        self.objective, self.strategy, self.local_losses = objective, strategy, local_losses
+        self.totals: dict[str, Any] = {}  # log key -> sum over samples, a float64 device scalar
+        self.samples = 0
+        self.means: dict[str, float] = {}  # as of the last refresh
+        self.pending: list[tuple] = []  # (y_true, y_pred) batches not yet given to the metrics
+        objective.reset_metrics()
+
+    def add(self, loss: Tensor, parts: dict, batch_size: int, y_true: Any, y_pred: Any) -> None:
         for key, value in {"loss": loss, **parts}.items():
-            self.means.setdefault(key, metrics_module.Mean(name=key)).update_state(value.item(),
-                                                                                    sample_weight=batch_size)
+            term = value.data.astype(np.float64) * batch_size
+            self.totals[key] = term if key not in self.totals else self.totals[key] + term
+        self.samples += batch_size
+        if self.objective.metrics:
+            self.pending.append((y_true, y_pred))
 
-    def logs(self, prefix: str = "", strategy=distribution.LOCAL) -> dict:
-        """The means; with a data-parallel ``strategy``, over the samples of every rank."""
-        (means,) = strategy.combined([list(self.means.values())])
-        return {prefix + mean.name: float(mean.result()) for mean in means}
+    def refresh(self, with_metrics: bool = True, prefix: str = "") -> dict:
+        """Read the loss sums in one transfer and give the pending batches to the metrics."""
+        if self.totals:
+            keys = list(self.totals)
+            xp = backend.get_array_module(self.totals["loss"])
+            sums = backend.to_numpy(xp.stack([self.totals[key] for key in keys])).tolist()
+            self.means = {key: total / self.samples for key, total in zip(keys, sums)}
+            if self.local_losses:
+                self.means = self._over_ranks(keys, sums)
+        # Batch by batch, as the metrics were written for (a user's function sees one batch at a time).
+        for y_true, y_pred in self.pending:
+            self.objective.update_metrics(y_true, y_pred)
+        self.pending = []
+        logs = {prefix + key: mean for key, mean in self.means.items()}
+        if with_metrics:
+            logs.update(self.objective.metric_logs(prefix, self.strategy.combined(self.objective.output_metrics)))
+        return logs
+
+    def _over_ranks(self, keys: list, sums: list) -> dict:
+        """The per-sample means over every rank's samples (this rank's alone without data parallelism)."""
+        means = []
+        for key, total in zip(keys, sums):
+            mean = metrics_module.Mean(name=key)
+            mean.total, mean.count = total, float(self.samples)
+            means.append(mean)
+        (means,) = self.strategy.combined([means])
+        return {mean.name: float(mean.result()) for mean in means}
+
+
+def _refresh_interval(model) -> int:
+    return DEVICE_REFRESH_STEPS if model.device.is_cuda else 1
+
+
+def _step_error(model, failure: checks.StepFailure, where: str) -> Exception:
+    """The user's error for a failed step check, saying where, and for a bad loss what to try."""
+    message = f"{where}, batch {failure.batch}: {failure.message}"
+    if failure.error is FloatingPointError:
+        message += (f"; that batch's update was not applied. Lower the learning rate (now "
+                    f"{model.optimizer.learning_rate:g}), or clip the gradients (e.g. the optimizer's clipnorm=1.0)")
+    return failure.error(message)
 
 
 def _batch_size(x: Any) -> int:
@@ -184,17 +255,23 @@ def fit(model, x: Any = None, y: Any = None, batch_size: int = 32, epochs: int =
                                                   sample_weight=val_weights),
                                      training=False)
     _ensure_built(model, train_batches)
+    _check_before_training(model, x, y, caller)
+    if val_batches is not None:
+        _check_before_training(model, val_x, val_y, f"{caller} (validation_data)")
 
     history = History()
     progress = ProgressBar(verbose) if verbose else None
     # History after the user's callbacks, so keys they add to the logs (such as "lr") are recorded.
-    callback_list = CallbackList(strategy.callbacks([*(callbacks or []), history, *([progress] if progress else [])]),
-                                 model,
+    callbacks = strategy.callbacks([*(callbacks or []), history, *([progress] if progress else [])])
+    callback_list = CallbackList(callbacks, model,
                                  {"epochs": epochs, "steps": len(train_batches), "batch_size": batch_size,
-                                  "verbose": verbose, "data_placement": train_batches.placement})
+                                  "verbose": verbose, "data_placement": train_batches.placement,
+                                  "log_keys": _log_keys(model, callbacks, val_batches is not None)})
     model.stop_training = False
     model.history = history
     model.initial_epoch = initial_epoch  # a callback may move it in on_train_begin (BackupAndRestore resumes)
+    guard = checks.StepChecks()
+    terminate_on_nan = next((c for c in callbacks if isinstance(c, TerminateOnNaN)), None)
     callback_list.on_train_begin()
     strategy.begin(model)  # after on_train_begin: a backup restored on rank 0 reaches every rank
     try:
@@ -202,9 +279,10 @@ def fit(model, x: Any = None, y: Any = None, batch_size: int = 32, epochs: int =
             if model.stop_training:
                 break
             callback_list.on_epoch_begin(epoch)
-            logs = _run_epoch(model, train_batches, callback_list, strategy)
+            logs = _run_epoch(model, epoch, train_batches, callback_list, guard, terminate_on_nan, strategy)
             if val_batches is not None and not model.stop_training:
-                logs.update(_evaluate_batches(model, val_batches, prefix="val_", strategy=strategy))
+                logs.update(_evaluate_batches(model, val_batches, prefix="val_", strategy=strategy,
+                                              caller="fit (validation_data)"))
             model.epoch = epoch + 1
             callback_list.on_epoch_end(epoch, logs)
     finally:
@@ -213,44 +291,106 @@ def fit(model, x: Any = None, y: Any = None, batch_size: int = 32, epochs: int =
     return history
 
 
-def _metric_logs(objective: Objective, strategy, prefix: str = "") -> dict:
-    return objective.metric_logs(prefix, strategy.combined(objective.output_metrics))
+def _check_before_training(model, x: Any, y: Any, caller: str) -> None:
+    """What can go wrong only later, checked now: one sample through the model and the loss, and all labels.
+
+    Array data only; a DataLoader's batches are checked as they come.
+    """
+    if isinstance(x, DataLoader):
+        return
+    inputs, targets, _ = next(iter(make_batches(model, take(model, x, slice(0, 1), "x"),
+                                                take(model, y, slice(0, 1), "y"), 1, False, caller,
+                                                targets=True, scan_finite=False)))
+    try:
+        with no_grad():
+            _, _, y_pred = _compute_loss(model, inputs, targets, training=False)
+    except (ValueError, TypeError) as error:
+        raise type(error)(f"{caller}: the first sample does not fit the model and its loss: {error}") from None
+    predictions = y_pred if isinstance(y_pred, list) else [y_pred]
+    label_sets = take(model, y, slice(None), "y")
+    label_sets = label_sets if isinstance(label_sets, list) else [label_sets]
+    names = model.objective.names or [None]
+    for name, loss_fn, labels, prediction in zip(names, model.objective.losses, label_sets, predictions):
+        if takes_class_indices(loss_fn):
+            _check_class_indices(labels, prediction.shape[-1], "y" if name is None else f"y[{name!r}]", caller)
 
 
-def _run_epoch(model, batches: Batches, callback_list: CallbackList, strategy=distribution.LOCAL) -> dict:
+def _check_class_indices(labels: Any, classes: int, what: str, caller: str) -> None:
+    """All class indices in [0, classes), read once for the whole array."""
+    xp = backend.get_array_module(labels)
+    if np.dtype(labels.dtype).kind not in "iu":
+        return  # the loss names a wrong dtype itself, at the dry run
+    bad = (labels < 0) | (labels >= classes)
+    if bool(bad.any()):
+        first = int(backend.to_numpy(xp.argwhere(bad.reshape(len(labels), -1))[0, 0]))
+        raise ValueError(f"{caller}: {what} must hold class indices in [0, {classes}) for a model with {classes} "
+                         f"output classes, got values from {int(labels.min())} to {int(labels.max())} (the first "
+                         f"out of range at sample {first})")
+
+
+def _log_keys(model, callbacks: list, validation: bool) -> list[str]:
+    """The keys fit's epoch logs will have, for callbacks that check their settings before training."""
+    keys = ["loss", *(f"{name}_loss" for name in model.objective.names or [])]
+    keys += list(model.objective.metric_logs())
+    if validation:
+        keys += [f"val_{key}" for key in keys]
+    for callback in callbacks:
+        keys += list(getattr(callback, "adds_log_keys", ()))
+    return keys
+
+
+def _run_epoch(model, epoch: int, batches: Batches, callback_list: CallbackList, guard: checks.StepChecks,
+               terminate_on_nan: TerminateOnNaN | None, strategy=distribution.LOCAL) -> dict:
     params = model.trainable_weights
-    objective = model.objective
-    loss_means = _LossMeans()
-    objective.reset_metrics()
-    refreshed = time.perf_counter()
-    for step, (x, y, weights) in enumerate(batches):
-        callback_list.on_train_batch_begin(step)
-        loss, parts, y_pred = _train_batch(model, params, x, y, strategy, weights)
-        loss, parts = strategy.global_losses(loss, parts)
-        loss_means.update(loss, parts, _batch_size(x))
-        objective.update_metrics(y, _detached(y_pred))
-        batch_logs = loss_means.logs()
-        now = time.perf_counter()
-        if strategy.agree(now - refreshed >= _METRIC_REFRESH_SECONDS):  # every rank reports at the same steps
-            refreshed = now
-            batch_logs.update(_metric_logs(objective, strategy))
-        callback_list.on_train_batch_end(step, batch_logs)
-        if model.stop_training:
-            break
-    return {**loss_means.logs(), **_metric_logs(objective, strategy)}
+    running = _Running(model.objective, strategy)
+    every = _refresh_interval(model)
+    last = len(batches) - 1
+    metrics_shown = time.perf_counter()
+    batch_logs: dict = {}
+    try:
+        for step, (x, y, weights) in enumerate(batches):
+            callback_list.on_train_batch_begin(step)
+            _train_batch(model, params, x, y, running, guard, epoch, step, strategy, weights)
+            if (step + 1) % every == 0 or step == last:
+                guard.read()
+                now = time.perf_counter()
+                # Every rank shows the metrics at the same refreshes, as combining them needs them all.
+                show_metrics = strategy.agree(now - metrics_shown >= _METRIC_REFRESH_SECONDS)
+                metrics_shown = now if show_metrics else metrics_shown
+                batch_logs = running.refresh(show_metrics)
+            callback_list.on_train_batch_end(step, batch_logs)
+            if model.stop_training:
+                break
+        guard.read()
+    except checks.StepFailure as failure:
+        model.optimizer.iterations = failure.iterations  # the failed steps were not applied
+        if failure.error is not FloatingPointError or terminate_on_nan is None:
+            raise _step_error(model, failure, f"{model.who}.fit: epoch {epoch + 1}") from None
+        terminate_on_nan.stop(failure.epoch, failure.batch, f"{failure.message}, so that batch's update was not "
+                                                            f"applied (try a lower learning rate)")
+    return running.refresh()
 
 
 # ---------------------------------------------------------------- evaluate / predict
 
-def _evaluate_batches(model, batches: Batches, prefix: str = "", strategy=distribution.LOCAL) -> dict:
-    loss_means = _LossMeans()
-    model.objective.reset_metrics()
-    with no_grad():
-        for x, y, weights in batches:
-            loss, parts, y_pred = _compute_loss(model, x, y, training=False, sample_weight=weights)
-            loss_means.update(loss, parts, _batch_size(x))
-            model.objective.update_metrics(y, y_pred)
-    return {**loss_means.logs(prefix, strategy), **_metric_logs(model.objective, strategy, prefix)}
+def _evaluate_batches(model, batches: Batches, prefix: str = "", strategy=distribution.LOCAL,
+                      caller: str = "evaluate") -> dict:
+    running = _Running(model.objective, strategy, local_losses=True)
+    guard = checks.StepChecks()
+    every = _refresh_interval(model)
+    try:
+        with no_grad():
+            for step, (x, y, weights) in enumerate(batches):
+                with guard.step(0, step, 0):
+                    loss, parts, y_pred = _compute_loss(model, x, y, training=False, sample_weight=weights)
+                running.add(loss, parts, _batch_size(x), y, y_pred)
+                if (step + 1) % every == 0:
+                    guard.read()
+                    running.refresh(with_metrics=False)
+        guard.read()
+    except checks.StepFailure as failure:
+        raise _step_error(model, failure, f"{model.who}.{caller}") from None
+    return running.refresh(prefix=prefix)
 
 
 def _as_result(logs: dict, return_dict: bool):
@@ -275,7 +415,7 @@ def evaluate(model, x: Any = None, y: Any = None, batch_size: int = 32, verbose:
     _require_compiled(model, "evaluate")
     strategy = distribution.resolve(distributed)
     batches = strategy.shard(make_batches(model, x, y, batch_size, False, f"{model.who}.evaluate", targets=True,
-                                          scan_finite=False, sample_weight=sample_weight), training=False)
+                                          scan_finite=True, sample_weight=sample_weight), training=False)
     started = time.perf_counter()
     logs = _evaluate_batches(model, batches, strategy=strategy)
     if verbose and strategy.is_main_process:
@@ -306,47 +446,41 @@ def predict(model, x: Any, batch_size: int = 32, verbose: int = 0, distributed: 
     return strategy.gather_predictions(np.concatenate(outputs), batches)
 
 
-def _whole_batch(model, x: Any, y: Any, caller: str, sample_weight: Any = None,
-                 class_weight: dict | None = None) -> tuple:
-    """``(x, y, sample weights or None)`` as one batch of tensors on the model's device."""
-    caller = f"{model.who}.{caller}"
-    sample_weight = combined_sample_weights(model, y, class_weight, sample_weight, caller)
-    batches = make_batches(model, x, y, max(sample_count(model, x), 1), False, caller, targets=True,
-                           scan_finite=True, sample_weight=sample_weight)
-    return next(iter(batches))
-
-
 def train_on_batch(model, x: Any, y: Any, sample_weight: Any = None, class_weight: dict | None = None,
                    return_dict: bool = False):
     """One optimizer step on exactly this batch; returns its loss (and metrics), as Keras does.
 
     ``sample_weight`` and ``class_weight`` weigh the samples' losses as in :func:`fit`.
+    The arrays are used as given (moved to the model's device if needed, never gathered
+    into a copy), and not scanned for NaN: a non-finite loss is caught instead, and only
+    then are the inputs looked at, to say whether they or the training diverged.
     """
     _require_compiled(model, "train_on_batch")
-    x_batch, y_batch, weights = _whole_batch(model, x, y, "train_on_batch", sample_weight, class_weight)
+    caller = f"{model.who}.train_on_batch"
+    weights = combined_sample_weights(model, y, class_weight, sample_weight, caller)
+    x_batch, y_batch, weights = batch_of(model, x, y, caller, sample_weight=weights)
     if not model.built:
         model(x_batch)
-    model.objective.reset_metrics()
-    loss, parts, y_pred = _train_batch(model, model.trainable_weights, x_batch, y_batch, sample_weight=weights)
-    model.objective.update_metrics(y_batch, _detached(y_pred))
-    return _batch_result(model, loss, parts, return_dict)
+    running = _Running(model.objective)
+    guard = checks.StepChecks()
+    try:
+        _train_batch(model, model.trainable_weights, x_batch, y_batch, running, guard, 0, 0, sample_weight=weights)
+        guard.read()
+    except checks.StepFailure as failure:
+        model.optimizer.iterations = failure.iterations
+        if failure.error is FloatingPointError:
+            batch_of(model, x, y, caller, scan_finite=True)  # blames NaN in the data, if that is the cause
+        raise _step_error(model, failure, caller) from None
+    return _as_result(running.refresh(), return_dict)
 
 
 def test_on_batch(model, x: Any, y: Any, sample_weight: Any = None, return_dict: bool = False):
     """Loss (and metrics) of exactly this batch in inference mode, without updating the weights."""
     _require_compiled(model, "test_on_batch")
-    x_batch, y_batch, weights = _whole_batch(model, x, y, "test_on_batch", sample_weight)
-    model.objective.reset_metrics()
-    with no_grad():
-        loss, parts, y_pred = _compute_loss(model, x_batch, y_batch, training=False, sample_weight=weights)
-        model.objective.update_metrics(y_batch, y_pred)
-    return _batch_result(model, loss, parts, return_dict)
-
-
-def _batch_result(model, loss: Tensor, parts: dict, return_dict: bool):
-    logs = {"loss": float(loss.item()), **{key: float(value.item()) for key, value in parts.items()},
-            **model.objective.metric_logs()}
-    return _as_result(logs, return_dict)
+    caller = f"{model.who}.test_on_batch"
+    weights = combined_sample_weights(model, y, None, sample_weight, caller)
+    batch = batch_of(model, x, y, caller, scan_finite=True, sample_weight=weights)
+    return _as_result(_evaluate_batches(model, [batch], caller="test_on_batch"), return_dict)
 
 
 def predict_on_batch(model, x: Any) -> np.ndarray:

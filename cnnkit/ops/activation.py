@@ -86,12 +86,12 @@ def erf(x):
     """
     xp = backend.get_array_module(x)
     x = xp.asarray(x)
-    y = xp.empty_like(x)
     small = xp.abs(x) < _ERF_SWITCH  # False for NaN, which the tail propagates
-    large = ~small
-    y[small] = _erf_series(x[small])
-    y[large] = _erf_tail(x[large])
-    return y
+    # Both branches run on every element, each given an argument it handles, and ``where`` picks:
+    # boolean-mask indexing would make the host wait for the GPU to count the selected elements.
+    series = _erf_series(xp.where(small, x, 0).astype(x.dtype, copy=False))
+    tail = _erf_tail(xp.where(small, _ERF_SWITCH, x).astype(x.dtype, copy=False))
+    return xp.where(small, series, tail)
 
 
 # ---------------------------------------------------------------- references

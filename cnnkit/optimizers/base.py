@@ -182,12 +182,17 @@ class Optimizer(abc.ABC):
         self._learning_rate = _check_learning_rate(type(self).__name__, value)
 
     # ------------------------------------------------------------ the update
-    def step(self, params: Iterable[Parameter] | None = None) -> None:
+    def step(self, params: Iterable[Parameter] | None = None, apply_if: Any = None) -> None:
         """Update every trainable parameter that has a gradient, in place; then count the step.
 
         Args:
             params: the parameters; builds the optimizer the first time (see :meth:`build`
                 for a list that differs from the last one).
+            apply_if: a boolean on the parameters' device (a 0-d array), or None. When
+                given, the parameters and slots keep their new values only where it is
+                True, decided on the device without a host read: ``fit`` gates each step
+                on its checks (a finite loss) this way on a GPU, as PyTorch AMP skips a step
+                with ``found_inf``. It costs one copy of the parameters and slots.
         """
         params = self._require_params(params, "step")
         active = [i for i, p in enumerate(params) if p.trainable and p.grad is not None]
@@ -203,7 +208,11 @@ class Optimizer(abc.ABC):
             for i in active:
                 for name, array in self._slots_of(i).items():
                     slot_lists[name].append(array)
-            self._update([params[i].data for i in active], self._clip(grads), slot_lists, self.learning_rate)
+            arrays = [params[i].data for i in active]
+            before = None if apply_if is None else [a.copy() for a in arrays + _flat(slot_lists)]
+            self._update(arrays, self._clip(grads), slot_lists, self.learning_rate)
+            if before is not None:
+                _undo_unless(apply_if, arrays + _flat(slot_lists), before)
             for i in active:
                 params[i].mark_modified()
         self.iterations += 1
@@ -342,6 +351,18 @@ class Optimizer(abc.ABC):
         arguments = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items()
                               if value is not None and key != "name")
         return f"{type(self).__name__}({arguments})"
+
+
+def _flat(slot_lists: dict[str, list]) -> list:
+    return [array for arrays in slot_lists.values() for array in arrays if array is not None]
+
+
+def _undo_unless(apply_if: Any, arrays: list, before: list) -> None:
+    """Put the values of ``before`` back into ``arrays`` unless ``apply_if`` holds; no host read."""
+    xp = backend.get_array_module(arrays[0])
+    rejected = xp.logical_not(apply_if)
+    for array, saved in zip(arrays, before):
+        xp.copyto(array, saved, where=rejected)
 
 
 def _squared_norm(g):

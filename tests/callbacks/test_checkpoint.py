@@ -76,11 +76,23 @@ def test_checkpoint_warns_and_saves_when_the_monitored_key_is_missing(tmp_path):
     assert (tmp_path / "m.safetensors").exists()
 
 
-def test_checkpoint_names_a_missing_format_field(tmp_path):
+def test_checkpoint_names_a_missing_format_field_before_training(tmp_path):
     model = make_model()
-    with pytest.raises(ValueError, match=r"names val_loss, which is not in the logs; available fields: "
+    first_steps = []
+
+    class CountSteps(Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            first_steps.append(batch)
+
+    with pytest.raises(ValueError, match=r"names val_loss, which is not in the epoch logs \(validation values need "
+                                         r"validation_data or validation_split\); available fields: "
                                          r"accuracy, epoch, loss"):
-        fit(model, [ModelCheckpoint(tmp_path / "{epoch}-{val_loss:.2f}.safetensors")], epochs=1)
+        fit(model, [ModelCheckpoint(tmp_path / "{epoch}-{val_loss:.2f}.safetensors"), CountSteps()], epochs=1)
+    assert first_steps == []
+    with pytest.raises(ValueError, match=r"names accuracy, which is not in the batch logs; available fields: "
+                                         r"batch, epoch, loss"):
+        fit(model, [ModelCheckpoint(tmp_path / "{batch}-{accuracy}.safetensors", save_freq=2)], epochs=1)
+    assert first_steps == []
 
 
 def test_checkpoint_rejects_a_bad_save_freq(tmp_path):

@@ -201,10 +201,11 @@ def test_terminate_on_nan_ends_fit_at_the_bad_batch(capsys):
     calls = []
 
     def loss(y_true, y_pred):
-        # The loss value itself turns NaN at the 7th batch (epoch 1, batch 2), as after an overflow.
+        # The loss value itself turns NaN at the 7th batch (epoch 1, batch 2), as after an overflow;
+        # fit's check of one sample before training is the first call.
         calls.append(1)
         value = mse(y_true, y_pred)
-        return value * math.nan if len(calls) == 7 else value
+        return value * math.nan if len(calls) == 1 + 7 else value
 
     model = cnnkit.Sequential([cnnkit.layers.Dense(1, input_shape=(4,))])
     model.compile(optimizer="sgd", loss=loss)
@@ -212,7 +213,7 @@ def test_terminate_on_nan_ends_fit_at_the_bad_batch(capsys):
     history = model.fit(x, x[:, :1] * 2.0, batch_size=16, epochs=5, verbose=0, callbacks=[TerminateOnNaN()])
     assert history.epoch == [0, 1]
     assert math.isnan(history.history["loss"][1]) and math.isfinite(history.history["loss"][0])
-    assert len(calls) == 7
+    assert len(calls) == 1 + 7
     assert "epoch 2, batch 2" in capsys.readouterr().out
 
 

@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import sys
+import traceback
 from dataclasses import dataclass
 from functools import lru_cache
 from types import SimpleNamespace
@@ -45,13 +46,76 @@ class FakeCudaArray(np.ndarray):
     def data(self):
         return SimpleNamespace(ptr=self.__array_interface__["data"][0])
 
-    def get(self):
-        return np.array(self).view(np.ndarray)
-
     def set(self, host, stream=None):
         """CuPy's host-to-device copy (asynchronous on ``stream`` from pinned memory); remembers the stream."""
         np.copyto(self, host)
         self.uploaded_on = stream
+
+    # ---- reads on the host, recorded (with the line of cnnkit that asked) when host_reads is a list
+    host_reads: list | None = None
+
+    def _read(self, how: str) -> np.ndarray:
+        if FakeCudaArray.host_reads is not None:
+            caller = next((frame for frame in reversed(traceback.extract_stack()[:-2])
+                           if "/cnnkit/" in frame.filename.replace("\\", "/")), None)
+            where = f"{caller.filename.rsplit('/cnnkit/', 1)[-1]}:{caller.lineno}" if caller else "?"
+            FakeCudaArray.host_reads.append(f"{how} at {where}")
+        return np.asarray(self).view(np.ndarray)
+
+    def get(self):
+        return self._read("get()").copy()
+
+    def item(self, *args):
+        return self._read("item()").item(*args)
+
+    def tolist(self):
+        return self._read("tolist()").tolist()
+
+    def __float__(self):
+        return float(self._read("float()"))
+
+    def __int__(self):
+        return int(self._read("int()"))
+
+    def __index__(self):
+        return self._read("index").__index__()
+
+    def __bool__(self):
+        return bool(self._read("bool()"))
+
+    # ---- as in CuPy, indexing and reductions stay on the device
+    def __getitem__(self, index):
+        self._count_mask(index)
+        return self._on_my_device(super().__getitem__(host_index(index)))
+
+    def __setitem__(self, index, value):
+        self._count_mask(index)
+        super().__setitem__(host_index(index), value)
+
+    def _count_mask(self, index) -> None:
+        """Boolean-mask indexing makes CuPy read the number of selected elements on the host."""
+        for part in index if isinstance(index, tuple) else (index,):
+            if isinstance(part, FakeCudaArray) and part.dtype == bool and part.ndim:
+                part._read("boolean-mask indexing")
+
+    def __array_wrap__(self, array, context=None, return_scalar=False):
+        return self._on_my_device(array)  # never a host scalar
+
+    def _on_my_device(self, value):
+        if isinstance(value, FakeCudaArray):
+            return value
+        if isinstance(value, (np.ndarray, np.generic)):
+            return fake(np.asarray(value), device=self.device_id)
+        return value
+
+
+def host_index(index):
+    """Index arrays as NumPy takes them (on a GPU indexing stays on the device: nothing is read)."""
+    if isinstance(index, FakeCudaArray):
+        return np.asarray(index).view(np.ndarray)
+    if isinstance(index, tuple):
+        return tuple(host_index(i) for i in index)
+    return index
 
 
 def fake(array, dtype=None, device: int = 0) -> FakeCudaArray:

@@ -59,7 +59,7 @@ def test_class_weight_is_sample_weight_by_class_and_combines_with_it():
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     one_hot = np.eye(2, dtype=np.float32)[y]
     model = linear_model()
-    model.compile("sgd", "categorical_crossentropy")
+    model.compile("sgd", cnnkit.losses.CategoricalCrossentropy(from_logits=True))  # the model outputs logits
     model.fit(x, one_hot, epochs=1, verbose=0, class_weight={0: 1.0, 1: 1.0}, validation_split=0.25)
 
 

@@ -1,8 +1,11 @@
 """model.save / load_model / save_weights / load_weights."""
+import json
 import os
+import time
 
 import numpy as np
 import pytest
+from safetensors.numpy import save_file
 
 import cnnkit
 from cnnkit import Input, Model, Sequential
@@ -87,12 +90,12 @@ def test_a_failed_save_leaves_the_old_file_intact_and_no_temporary(tmp_path, mon
     model.save(target)
     original = target.read_bytes()
 
-    def crash(tensors, filename, metadata=None):
+    def crash(filename):
         with open(filename, "wb") as stream:
             stream.write(b"half a file")
         raise OSError("disk full")
 
-    monkeypatch.setattr(saving, "save_file", crash)
+    monkeypatch.setattr(saving, "_write_safetensors", lambda tensors, metadata: crash)
     with pytest.raises(OSError, match="disk full"):
         model.save(target)
     assert target.read_bytes() == original
@@ -230,6 +233,92 @@ def test_a_cnnkit_loss_function_used_as_a_metric_loads_back(tmp_path):
     assert [m.name for m in loaded.metrics] == [m.name for m in model.metrics]
 
 
+def _tensor_bytes(path, key):
+    """Where tensor ``key``'s bytes lie in a safetensors file: (start, end) offsets."""
+    raw = path.read_bytes()
+    header_size = int.from_bytes(raw[:8], "little")
+    start, end = json.loads(raw[8:8 + header_size])[key]["data_offsets"]
+    return 8 + header_size + start, 8 + header_size + end
+
+
+def test_a_corrupted_tensor_is_refused_naming_it(tmp_path):
+    target = tmp_path / "model.safetensors"
+    model = compiled(cnn())
+    model.fit(*data(), epochs=1, verbose=0)
+    model.save(target)
+    start, _ = _tensor_bytes(target, "layers.0.kernel")
+    raw = bytearray(target.read_bytes())
+    raw[start + 5] ^= 0x10  # one flipped bit
+    target.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="tensor 'layers.0.kernel' do not match the checksum"):
+        cnnkit.load_model(target)
+    with pytest.raises(ValueError, match="layers.0.kernel"):
+        cnn().load_weights(target)
+
+
+def test_files_saved_before_checksums_still_load(tmp_path):
+    from safetensors import safe_open
+
+    target = tmp_path / "model.safetensors"
+    model = cnn()
+    model.save(target)
+    with safe_open(str(target), framework="numpy") as stream:
+        metadata = stream.metadata()
+        tensors = {key: stream.get_tensor(key) for key in stream.keys()}
+    del metadata["checksums"]
+    save_file(tensors, str(target), metadata=metadata)
+    x, _ = data(4)
+    np.testing.assert_array_equal(cnnkit.load_model(target).predict(x), model.predict(x))
+
+
+def test_a_full_disk_is_an_oserror_naming_the_file_and_leaves_no_temporary(tmp_path):
+    import resource
+    import signal
+
+    target = tmp_path / "model.safetensors"
+    model = cnn()
+    previous_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (512, hard))  # writes past 512 bytes fail as on a full disk
+    try:
+        with pytest.raises(OSError) as caught:
+            model.save(target)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous_handler)
+    assert str(target) in str(caught.value) and ".tmp" not in str(caught.value)
+    assert caught.value.filename == str(target)
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_read_only_location_is_an_oserror_naming_the_file(tmp_path, monkeypatch):
+    target = tmp_path / "model.safetensors"
+
+    def refuse(prefix, suffix, dir):
+        name = os.path.join(dir, f"{prefix}abcd1234{suffix}")
+        raise PermissionError(13, "Permission denied", name)
+
+    monkeypatch.setattr(saving.tempfile, "mkstemp", refuse)
+    with pytest.raises(PermissionError) as caught:
+        cnn().save_weights(target)
+    assert caught.value.filename == str(target) and ".tmp" not in str(caught.value)
+
+
+def test_stale_temporaries_of_interrupted_saves_are_removed_by_the_next_save(tmp_path):
+    target = tmp_path / "model.safetensors"
+    stale = tmp_path / ".model.safetensors.k3x_9q0z.tmp"
+    fresh = tmp_path / ".model.safetensors.a1b2c3d4.tmp"  # perhaps another process's save in progress
+    unrelated = tmp_path / ".model.safetensors.notes.tmp"
+    other_file = tmp_path / ".other.safetensors.k3x_9q0z.tmp"
+    long_ago = time.time() - 2 * saving.STALE_TEMPORARY_SECONDS
+    for path in (stale, fresh, unrelated, other_file):
+        path.write_bytes(b"half a file")
+    for path in (stale, unrelated, other_file):
+        os.utime(path, (long_ago, long_ago))
+    cnn().save(target)
+    assert sorted(os.listdir(tmp_path)) == sorted([target.name, fresh.name, unrelated.name, other_file.name])
+
+
 def test_batch_norm_update_counts_are_saved_and_old_checkpoints_still_load(tmp_path):
     x, y = data()
     model = compiled(cnn())
@@ -245,7 +334,7 @@ def test_batch_norm_update_counts_are_saved_and_old_checkpoints_still_load(tmp_p
     # a file written before the count existed: its statistics stand for many batches (plain Keras update)
     tensors, metadata = saving._read(tmp_path / "new.safetensors")
     del metadata["layer_states"]
-    saving.save_file(tensors, str(tmp_path / "old.safetensors"), metadata=metadata)
+    save_file(tensors, str(tmp_path / "old.safetensors"), metadata=metadata)
     old = cnnkit.load_model(tmp_path / "old.safetensors")
     np.testing.assert_array_equal(old.predict(x), model.predict(x))
     assert old.layers[1].updates_seen is None
