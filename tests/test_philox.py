@@ -1,4 +1,8 @@
 """Philox4x32-10 on the host (cnnkit.philox) and the random stream every device draws from."""
+import os
+import shutil
+import sys
+
 import numpy as np
 import pytest
 
@@ -92,3 +96,26 @@ def test_the_stream_counter_is_saved_and_restored_with_the_rng_state():
     older = state["numpy"]  # a state saved before the stream existed restores the generator alone
     backend.set_rng_state(older)
     assert backend.rng().random() == expected[0]
+
+
+@pytest.mark.skipif(shutil.which("g++") is None or sys.platform != "linux" or os.uname().machine != "x86_64",
+                    reason="the kernel emulator needs g++ on x86-64 Linux")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_cuda_dropout_kernel_draws_the_numpy_philox_bits(monkeypatch, dtype):
+    """kernels/elementwise.cu's dropout, run by the kernel emulator, keeps exactly the elements the
+    NumPy Philox keeps: the same (seed, stream, index) -> word, on the vector and the scalar path."""
+    from cnnkit import registry
+    from cnnkit.cuda import elementwise, emulated_cupy
+    from cnnkit.registry import impl
+
+    launched, named_kernel = [], elementwise.named_kernel
+    monkeypatch.setattr(elementwise, "named_kernel", lambda name, suffix: launched.append(name) or named_kernel(name, suffix))
+    monkeypatch.setattr(backend, "_cupy_stand_in", emulated_cupy)
+    monkeypatch.setattr(registry, "_cuda_kernels_enabled", True)
+    x = np.random.default_rng(3).standard_normal((7, 13, 11)).astype(dtype)  # 1001: a partial last quad
+    for seed, stream in [(0, 1), (2**63 + 5, 2**33 + 7)]:
+        y, mask = (backend.to_numpy(a) for a in impl("dropout", emulated_cupy.asarray(x), 0.3, seed, stream))
+        y_ref, mask_ref = dropout_reference(x, 0.3, seed, stream)
+        np.testing.assert_array_equal(mask, mask_ref)
+        np.testing.assert_array_equal(y, y_ref)
+    assert launched == ["dropout", "dropout"]  # the kernel ran, not the reference
